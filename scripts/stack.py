@@ -1,0 +1,573 @@
+#!/usr/bin/env python3
+"""Run the otel-distro backend stack natively: collector, Prometheus, Loki, Tempo.
+
+No containers: the real programs from ``.backends/bin`` (``scripts/backends
+install``) run on the loopback interface with the configuration files of this
+repository. The collector, Loki and Tempo read the committed files unchanged,
+with addresses, ports and directories passed as environment variables;
+Prometheus cannot expand variables in targets, so it runs from a generated
+copy of ``stack/prometheus/prometheus.yml``.
+
+From the command line (``scripts/backends up|down|status`` runs this)::
+
+    python3 scripts/stack.py up       # fixed ports, data in .backends/data
+    python3 scripts/stack.py status
+    python3 scripts/stack.py down
+
+From Python (tests)::
+
+    sys.path.insert(0, "<repo>/scripts")
+    import stack
+    s = stack.Stack(stack.DEFAULT_BIN_DIR, tmp_dir, stack.Ports.free())
+    with s:                      # start() ... stop()
+        env = s.app_env("my-service")
+        s.prometheus_url, s.loki_url, s.tempo_url
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BINARIES",
+    "DEFAULT_BIN_DIR",
+    "DEFAULT_DATA_DIR",
+    "REPO",
+    "Ports",
+    "Process",
+    "Stack",
+    "StackError",
+    "get_json",
+    "render_prometheus_config",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_BIN_DIR = REPO / ".backends" / "bin"
+DEFAULT_DATA_DIR = REPO / ".backends" / "data"
+STATE_FILE_NAME = "stack.json"
+
+# Programs the stack needs, keyed by the name used everywhere below.
+BINARIES = ("otelcol", "prometheus", "promtool", "loki", "tempo")
+# Start order: storage first, so the collector and Tempo's generator find them.
+START_ORDER = ("prometheus", "loki", "tempo", "otelcol")
+
+# `host:port` targets written in prometheus.yml for docker-compose.
+COMPOSE_TARGETS = {
+    "prometheus": "localhost:9090",
+    "otelcol": "otel-collector:8888",
+    "loki": "loki:3100",
+    "tempo": "tempo:3200",
+}
+
+
+class StackError(RuntimeError):
+    """A program of the stack is missing, failed to start, or never became ready."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    """Every port the stack listens on. Defaults are the fixed ports of ``up``."""
+
+    otlp_grpc: int = 4317
+    otlp_http: int = 4318
+    collector_health: int = 13133
+    collector_metrics: int = 8888
+    prometheus: int = 9090
+    loki_http: int = 3100
+    loki_grpc: int = 9096
+    tempo_http: int = 3200
+    tempo_grpc: int = 9097
+    # Offset from the collector's OTLP ports, which take 4317/4318 natively.
+    tempo_otlp_grpc: int = 4417
+    tempo_otlp_http: int = 4418
+
+    @classmethod
+    def free(cls, host: str = "127.0.0.1") -> Ports:
+        """Ports that the kernel reports free right now (bind to port 0)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        with contextlib.ExitStack() as held:
+            ports = []
+            for _ in names:
+                sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                sock.bind((host, 0))
+                ports.append(sock.getsockname()[1])
+        return cls(**dict(zip(names, ports, strict=True)))
+
+
+@dataclasses.dataclass
+class Process:
+    """How to run one program of the stack and how to tell that it is ready."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    ready_url: str
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
+
+
+def get_json(
+    url: str,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, Any]:
+    """GET ``url`` and return (status, decoded JSON or text); status 0 when unreachable."""
+    if params:
+        url = f"{url}?{urllib.parse.urlencode(params)}"
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, body = err.code, err.read()
+    except (OSError, ValueError):
+        return 0, None
+    text = body.decode("utf-8", "replace")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def render_prometheus_config(text: str, targets: Mapping[str, str], rules_dir: Path) -> str:
+    """Rewrite the compose targets and the relative rules glob of prometheus.yml.
+
+    ``targets`` maps a key of COMPOSE_TARGETS to the ``host:port`` to scrape.
+    Raises StackError if the file no longer contains what is rewritten, so a
+    change to prometheus.yml cannot silently leave a target unreachable.
+    """
+    replacements = {f'"{COMPOSE_TARGETS[key]}"': f'"{value}"' for key, value in targets.items()}
+    replacements["- rules*.yml"] = f"- {rules_dir}/rules*.yml"
+    for old, new in replacements.items():
+        if old not in text:
+            raise StackError(f"prometheus.yml no longer contains {old}: update stack.py")
+        text = text.replace(old, new)
+    return text
+
+
+class Stack:
+    """The four programs on one host, with their ports, files and lifecycle."""
+
+    def __init__(
+        self,
+        bin_dir: Path = DEFAULT_BIN_DIR,
+        data_dir: Path = DEFAULT_DATA_DIR,
+        ports: Ports | None = None,
+        host: str = "127.0.0.1",
+        repo: Path = REPO,
+    ) -> None:
+        self.bin_dir = Path(bin_dir)
+        self.data_dir = Path(data_dir)
+        self.ports = ports or Ports()
+        self.host = host
+        self.repo = Path(repo)
+        self.processes: dict[str, Process] = {}
+
+    # ---- addresses -------------------------------------------------------
+    def _url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+    @property
+    def otlp_http_url(self) -> str:
+        """Base URL of the collector's OTLP/HTTP receiver (append /v1/traces etc.)."""
+        return self._url(self.ports.otlp_http)
+
+    @property
+    def otlp_grpc_endpoint(self) -> str:
+        return f"{self.host}:{self.ports.otlp_grpc}"
+
+    @property
+    def collector_health_url(self) -> str:
+        return self._url(self.ports.collector_health) + "/"
+
+    @property
+    def collector_metrics_url(self) -> str:
+        return self._url(self.ports.collector_metrics) + "/metrics"
+
+    @property
+    def prometheus_url(self) -> str:
+        return self._url(self.ports.prometheus)
+
+    @property
+    def loki_url(self) -> str:
+        return self._url(self.ports.loki_http)
+
+    @property
+    def tempo_url(self) -> str:
+        return self._url(self.ports.tempo_http)
+
+    def urls(self) -> dict[str, str]:
+        return {
+            "otlp_http": self.otlp_http_url,
+            "otlp_grpc": self.otlp_grpc_endpoint,
+            "collector_health": self.collector_health_url,
+            "collector_metrics": self.collector_metrics_url,
+            "prometheus": self.prometheus_url,
+            "loki": self.loki_url,
+            "tempo": self.tempo_url,
+        }
+
+    def app_env(self, service_name: str | None = None) -> dict[str, str]:
+        """Environment for an instrumented app that should export into this stack."""
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_http_url,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        }
+        if service_name:
+            env["OTEL_SERVICE_NAME"] = service_name
+        return env
+
+    # ---- binaries and files ---------------------------------------------
+    def binary(self, name: str) -> Path:
+        return self.bin_dir / name
+
+    def missing_binaries(self) -> list[str]:
+        return [name for name in BINARIES if not os.access(self.binary(name), os.X_OK)]
+
+    def _dir(self, *parts: str) -> Path:
+        path = self.data_dir.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_prometheus_config(self) -> Path:
+        source = self.repo / "stack" / "prometheus" / "prometheus.yml"
+        addr = f"{self.host}:"
+        text = render_prometheus_config(
+            source.read_text(),
+            {
+                "prometheus": addr + str(self.ports.prometheus),
+                "otelcol": addr + str(self.ports.collector_metrics),
+                "loki": addr + str(self.ports.loki_http),
+                "tempo": addr + str(self.ports.tempo_http),
+            },
+            source.parent,
+        )
+        target = self._dir("prometheus") / "prometheus.yml"
+        target.write_text(text)
+        return target
+
+    def collector_env(self) -> dict[str, str]:
+        """The variables documented at the top of collector/config.yaml."""
+        h, p = self.host, self.ports
+        return {
+            "OTELCOL_OTLP_GRPC_ENDPOINT": f"{h}:{p.otlp_grpc}",
+            "OTELCOL_OTLP_HTTP_ENDPOINT": f"{h}:{p.otlp_http}",
+            "OTELCOL_HEALTH_CHECK_ENDPOINT": f"{h}:{p.collector_health}",
+            "OTELCOL_METRICS_HOST": h,
+            "OTELCOL_METRICS_PORT": str(p.collector_metrics),
+            "OTELCOL_STORAGE_DIR": str(self._dir("otelcol", "file_storage")),
+            "OTELCOL_PROMETHEUS_REMOTE_WRITE_URL": f"{self.prometheus_url}/api/v1/write",
+            "OTELCOL_LOKI_OTLP_ENDPOINT": f"{self.loki_url}/otlp",
+            "OTELCOL_TEMPO_OTLP_ENDPOINT": f"{h}:{p.tempo_otlp_grpc}",
+        }
+
+    def loki_env(self) -> dict[str, str]:
+        return {
+            "LOKI_HTTP_ADDRESS": self.host,
+            "LOKI_HTTP_PORT": str(self.ports.loki_http),
+            "LOKI_GRPC_ADDRESS": self.host,
+            "LOKI_GRPC_PORT": str(self.ports.loki_grpc),
+            "LOKI_INSTANCE_ADDR": self.host,
+            "LOKI_DATA_DIR": str(self._dir("loki")),
+        }
+
+    def tempo_env(self) -> dict[str, str]:
+        h, p = self.host, self.ports
+        return {
+            "TEMPO_HTTP_ADDRESS": h,
+            "TEMPO_HTTP_PORT": str(p.tempo_http),
+            "TEMPO_GRPC_ADDRESS": h,
+            "TEMPO_GRPC_PORT": str(p.tempo_grpc),
+            "TEMPO_OTLP_GRPC_ENDPOINT": f"{h}:{p.tempo_otlp_grpc}",
+            "TEMPO_OTLP_HTTP_ENDPOINT": f"{h}:{p.tempo_otlp_http}",
+            "TEMPO_INSTANCE_ADDR": h,
+            "TEMPO_DATA_DIR": str(self._dir("tempo")),
+            "TEMPO_PROMETHEUS_REMOTE_WRITE_URL": f"{self.prometheus_url}/api/v1/write",
+        }
+
+    def process_specs(self) -> dict[str, Process]:
+        """How each program is launched; writes the generated Prometheus config."""
+        logs = self._dir("logs")
+        stack_dir = self.repo / "stack"
+        specs = [
+            Process(
+                "prometheus",
+                [
+                    str(self.binary("prometheus")),
+                    f"--config.file={self.write_prometheus_config()}",
+                    f"--storage.tsdb.path={self._dir('prometheus', 'tsdb')}",
+                    "--storage.tsdb.retention.time=30d",
+                    f"--web.listen-address={self.host}:{self.ports.prometheus}",
+                    "--web.enable-remote-write-receiver",
+                    "--enable-feature=exemplar-storage,native-histograms",
+                ],
+                {},
+                f"{self.prometheus_url}/-/ready",
+                logs / "prometheus.log",
+            ),
+            Process(
+                "loki",
+                [
+                    str(self.binary("loki")),
+                    f"-config.file={stack_dir / 'loki' / 'loki.yaml'}",
+                    "-config.expand-env=true",
+                ],
+                self.loki_env(),
+                f"{self.loki_url}/ready",
+                logs / "loki.log",
+            ),
+            Process(
+                "tempo",
+                [
+                    str(self.binary("tempo")),
+                    f"-config.file={stack_dir / 'tempo' / 'tempo.yaml'}",
+                    "-config.expand-env=true",
+                ],
+                self.tempo_env(),
+                f"{self.tempo_url}/ready",
+                logs / "tempo.log",
+            ),
+            Process(
+                "otelcol",
+                [str(self.binary("otelcol")), f"--config={self.repo / 'collector' / 'config.yaml'}"],
+                self.collector_env(),
+                self.collector_health_url,
+                logs / "otelcol.log",
+            ),
+        ]
+        return {spec.name: spec for spec in specs}
+
+    # ---- lifecycle -------------------------------------------------------
+    def start(self, timeout: float = 120.0, detach: bool = False) -> None:
+        """Start every program in order and wait until each one answers ready.
+
+        On any failure the programs already started are stopped again and
+        StackError says which one failed, with the end of its log.
+        ``detach`` puts the programs in their own session so they outlive
+        this Python process (the ``up`` command).
+        """
+        missing = self.missing_binaries()
+        if missing:
+            raise StackError(
+                f"missing in {self.bin_dir}: {', '.join(missing)} (run scripts/backends install)"
+            )
+        self.processes = self.process_specs()
+        try:
+            for name in START_ORDER:
+                proc = self.processes[name]
+                self._launch(proc, detach)
+                self._wait_ready(proc, time.monotonic() + timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _launch(self, proc: Process, detach: bool) -> None:
+        env = {**os.environ, **proc.env}
+        with proc.log_path.open("ab") as log:
+            proc.popen = subprocess.Popen(
+                proc.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.data_dir,
+                start_new_session=detach,
+            )
+        proc.pid = proc.popen.pid
+
+    def _wait_ready(self, proc: Process, deadline: float) -> None:
+        while True:
+            if proc.popen is not None and proc.popen.poll() is not None:
+                code = proc.popen.returncode
+                raise StackError(
+                    f"{proc.name} exited with {code} before it was ready:\n{self.log_tail(proc)}"
+                )
+            status, _ = get_json(proc.ready_url, timeout=2.0)
+            if status == 200:
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"{proc.name} not ready at {proc.ready_url}:\n{self.log_tail(proc)}")
+            time.sleep(0.5)
+
+    @staticmethod
+    def log_tail(proc: Process, lines: int = 30) -> str:
+        try:
+            return "\n".join(proc.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM each program (collector first, so it can flush), then SIGKILL stragglers."""
+        for name in reversed(START_ORDER):
+            proc = self.processes.get(name)
+            if proc is not None and proc.pid is not None:
+                _terminate(proc.pid, proc.popen, timeout)
+
+    def running(self) -> dict[str, bool]:
+        """Which programs answer ready right now."""
+        return {
+            name: get_json(proc.ready_url, timeout=2.0)[0] == 200
+            for name, proc in (self.processes or self.process_specs()).items()
+        }
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- state file (the CLI's processes outlive the CLI) ----------------
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / STATE_FILE_NAME
+
+    def save_state(self) -> None:
+        state = {
+            "host": self.host,
+            "ports": dataclasses.asdict(self.ports),
+            "pids": {name: proc.pid for name, proc in self.processes.items()},
+            "binaries": {name: str(self.binary(name)) for name in self.processes},
+            "urls": self.urls(),
+        }
+        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+
+    @classmethod
+    def from_state(cls, bin_dir: Path, data_dir: Path) -> Stack | None:
+        path = Path(data_dir) / STATE_FILE_NAME
+        if not path.exists():
+            return None
+        state = json.loads(path.read_text())
+        stack = cls(bin_dir, data_dir, Ports(**state["ports"]), state["host"])
+        specs = stack.process_specs()
+        for name, pid in state["pids"].items():
+            if name in specs and _is_our_process(pid, state["binaries"][name]):
+                specs[name].pid = pid
+        stack.processes = specs
+        return stack
+
+
+def _is_our_process(pid: int | None, binary: str) -> bool:
+    """True if ``pid`` is alive and still runs ``binary`` (guards against PID reuse)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(cmdline) and cmdline[0].decode(errors="replace") == binary
+
+
+def _terminate(pid: int, popen: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    def alive() -> bool:
+        if popen is not None:
+            return popen.poll() is None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # A detached child of an earlier `up` is reaped by init; a zombie counts as gone.
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+                return False
+        return True
+
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        if not alive():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+# ---- command line -----------------------------------------------------------
+def _print_urls(stack: Stack) -> None:
+    for key, url in stack.urls().items():
+        print(f"  {key:18} {url}")
+    print("  app environment:")
+    for key, value in stack.app_env().items():
+        print(f"    export {key}={value}")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    existing = Stack.from_state(args.bin_dir, args.data_dir)
+    if existing is not None and any(p.pid for p in existing.processes.values()):
+        print("stack already (partly) running; `down` first. Status:", file=sys.stderr)
+        _print_status(existing)
+        return 1
+    stack = Stack(args.bin_dir, args.data_dir, Ports(), args.host)
+    try:
+        stack.start(timeout=args.timeout, detach=True)
+    except StackError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    stack.save_state()
+    print(f"stack up (logs in {stack.data_dir / 'logs'}):")
+    _print_urls(stack)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    stack = Stack.from_state(args.bin_dir, args.data_dir)
+    if stack is None:
+        print("stack not running (no state file)")
+        return 0
+    stack.stop()
+    stack.state_file.unlink(missing_ok=True)
+    print("stack down")
+    return 0
+
+
+def _print_status(stack: Stack) -> bool:
+    ready = stack.running()
+    for name, proc in stack.processes.items():
+        state = "ready" if ready[name] else ("running, not ready" if proc.pid else "stopped")
+        pid = f"pid {proc.pid}" if proc.pid else ""
+        print(f"  {name:11} {state:19} {pid:12} {proc.ready_url}")
+    return all(ready.values())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    stack = Stack.from_state(args.bin_dir, args.data_dir)
+    if stack is None:
+        print("stack not running (no state file)")
+        return 1
+    ok = _print_status(stack)
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stack.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--bin-dir", type=Path, default=DEFAULT_BIN_DIR)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each program")
+    args = parser.parse_args(argv)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
