@@ -1,0 +1,61 @@
+"""The stack's configuration files, checked by the real programs that read them."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+CHECK_TIMEOUT = 120
+
+
+def run_check(argv: list[str | Path]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(arg) for arg in argv],
+        capture_output=True,
+        text=True,
+        timeout=CHECK_TIMEOUT,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 0, f"{argv[0]} rejected the config:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_collector_config_validates(backend_binary: Callable[[str], Path]) -> None:
+    run_check([backend_binary("otelcol"), "validate", f"--config={REPO / 'collector' / 'config.yaml'}"])
+
+
+def test_prometheus_config_checks(backend_binary: Callable[[str], Path]) -> None:
+    # Also checks whatever rules*.yml files the glob matches (it may match none).
+    run_check(
+        [backend_binary("promtool"), "check", "config", REPO / "stack" / "prometheus" / "prometheus.yml"]
+    )
+
+
+def test_loki_config_verifies(backend_binary: Callable[[str], Path]) -> None:
+    run_check(
+        [
+            backend_binary("loki"),
+            "-verify-config",
+            f"-config.file={REPO / 'stack' / 'loki' / 'loki.yaml'}",
+            "-config.expand-env=true",
+        ]
+    )
+
+
+def test_tempo_config_verifies(backend_binary: Callable[[str], Path]) -> None:
+    run_check(
+        [
+            backend_binary("tempo"),
+            "-config.verify",
+            f"-config.file={REPO / 'stack' / 'tempo' / 'tempo.yaml'}",
+            "-config.expand-env=true",
+        ]
+    )
