@@ -1,0 +1,73 @@
+"""The SDK set-up `opentelemetry-instrument` runs after the distro (group
+`opentelemetry_configurator`): providers, processors, exporters, propagators, logging.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import metrics, propagate, trace
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.instrumentation.propagators import set_global_response_propagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk._configuration import _BaseConfigurator
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from otel_distro.exporters import limit_export_warnings, log_exporters, metric_exporters, span_exporters
+from otel_distro.logs import install_logging
+from otel_distro.prometheus import prometheus_reader
+from otel_distro.request_id import RequestIdPropagator, RequestIdResponsePropagator
+from otel_distro.resource import build_resource
+from otel_distro.settings import Settings, get_settings
+from otel_distro.shutdown import register_shutdown
+
+__all__ = ["OtelConfigurator", "configure_sdk"]
+
+
+class OtelConfigurator(_BaseConfigurator):
+    def _configure(self, **kwargs: Any) -> None:
+        configure_sdk(get_settings())
+
+
+def configure_sdk(settings: Settings) -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
+    """Build and register the three providers; export runs on the SDK's background threads."""
+    limit_export_warnings(settings.export_warning_interval)
+    resource = build_resource(settings)
+
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    for span_exporter in span_exporters(settings):
+        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    trace.set_tracer_provider(tracer_provider)
+
+    readers: list[MetricReader] = [
+        PeriodicExportingMetricReader(exporter, export_interval_millis=settings.metric_export_interval)
+        for exporter in metric_exporters(settings)
+    ]
+    if "prometheus" in settings.metrics_exporter:
+        readers.append(prometheus_reader(settings))
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+    metrics.set_meter_provider(meter_provider)
+
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    exporters = log_exporters(settings)
+    for log_exporter in exporters:
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+    set_logger_provider(logger_provider)
+    install_logging(settings, logger_provider if exporters else None)
+
+    header = settings.request_id_header
+    propagate.set_global_textmap(
+        CompositePropagator([propagate.get_global_textmap(), RequestIdPropagator(header)])
+    )
+    set_global_response_propagator(RequestIdResponsePropagator(header, settings.server_timing))
+
+    register_shutdown(
+        (tracer_provider.shutdown, meter_provider.shutdown, logger_provider.shutdown),
+        settings.shutdown_timeout,
+    )
+    return tracer_provider, meter_provider, logger_provider

@@ -1,0 +1,33 @@
+"""The entry point `opentelemetry-instrument` loads first (group `opentelemetry_distro`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.instrumentation.distro import BaseDistro
+
+from otel_distro.instrumentors import RUNTIME_METRICS, instrument_kwargs
+from otel_distro.request_id import RequestIds
+from otel_distro.settings import apply_upstream_defaults, get_settings
+
+__all__ = ["OtelDistro"]
+
+
+class OtelDistro(BaseDistro):  # type: ignore[misc]
+    """Sets our defaults for the standard variables, then tunes each instrumentation."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        # Instrumentations and exporters read these themselves, so they must be in place
+        # before any of them is imported.
+        apply_upstream_defaults(get_settings())
+
+    def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        settings = get_settings()
+        name = entry_point.name
+        if name == "system_metrics":
+            if settings.runtime_metrics:
+                entry_point.load()(config=RUNTIME_METRICS).instrument(**kwargs)
+            return
+        request_ids = RequestIds(settings.request_id_header, settings.request_id_trust_inbound)
+        kwargs.update(instrument_kwargs(name, settings, request_ids))
+        entry_point.load()().instrument(**kwargs)

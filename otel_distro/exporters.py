@@ -1,0 +1,136 @@
+"""Exporters per signal, chosen by settings, and quiet when the collector is away.
+
+Exporters are built without arguments so the standard per-signal variables
+(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `..._HEADERS`, `..._TIMEOUT`, `..._COMPRESSION`) keep
+working; settings only choose which exporters exist and the transport.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExporter
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+
+from otel_distro.settings import Settings
+
+__all__ = ["limit_export_warnings", "log_exporters", "metric_exporters", "span_exporters"]
+
+_log = logging.getLogger("otel_distro.exporters")
+
+# Loggers through which the SDK and the OTLP exporters report failed exports.
+_EXPORT_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.common.http",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk.metrics._internal.export",
+)
+
+
+def _use_grpc(settings: Settings) -> bool:
+    if settings.otlp_protocol != "grpc":
+        return False
+    try:
+        import opentelemetry.exporter.otlp.proto.grpc  # noqa: F401
+    except ImportError:
+        _log.warning(
+            "otel-distro: OTEL_EXPORTER_OTLP_PROTOCOL='grpc' needs `pip install otel-distro[grpc]`; "
+            "using http/protobuf instead (check the endpoint's port: 4318 for HTTP)"
+        )
+        return False
+    return True
+
+
+def span_exporters(settings: Settings) -> list[SpanExporter]:
+    exporters: list[SpanExporter] = []
+    for name in settings.traces_exporter:
+        if name == "otlp":
+            if _use_grpc(settings):
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+                    OTLPSpanExporter,
+                )
+            exporters.append(OTLPSpanExporter())
+        elif name == "console":
+            exporters.append(ConsoleSpanExporter())
+    return exporters
+
+
+def metric_exporters(settings: Settings) -> list[MetricExporter]:
+    """Push exporters only; the Prometheus pull endpoint lives in `otel_distro.prometheus`."""
+    exporters: list[MetricExporter] = []
+    for name in settings.metrics_exporter:
+        if name == "otlp":
+            if _use_grpc(settings):
+                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+            else:
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+                    OTLPMetricExporter,
+                )
+            exporters.append(OTLPMetricExporter())
+        elif name == "console":
+            exporters.append(ConsoleMetricExporter())
+    return exporters
+
+
+def log_exporters(settings: Settings) -> list[LogRecordExporter]:
+    exporters: list[LogRecordExporter] = []
+    for name in settings.logs_exporter:
+        if name == "otlp":
+            if _use_grpc(settings):
+                from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+            else:
+                from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # type: ignore[assignment]
+                    OTLPLogExporter,
+                )
+            exporters.append(OTLPLogExporter())
+        elif name == "console":
+            exporters.append(ConsoleLogRecordExporter())
+    return exporters
+
+
+class _RateLimit(logging.Filter):
+    """Lets one warning through per interval and counts the ones it held back."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self._interval = interval
+        self._next = 0.0
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._held += 1
+                return False
+            self._next = now + self._interval
+            held, self._held = self._held, 0
+        if held:
+            record.msg = f"{record.msg} [{held} similar messages suppressed]"
+        return True
+
+
+def limit_export_warnings(interval: float) -> list[tuple[logging.Logger, logging.Filter]]:
+    """At most one export warning per exporter logger per interval; returns what was added."""
+    added: list[tuple[logging.Logger, logging.Filter]] = []
+    if interval <= 0:
+        return added
+    for name in _EXPORT_LOGGERS:
+        logger = logging.getLogger(name)
+        if any(isinstance(f, _RateLimit) for f in logger.filters):
+            continue
+        limiter = _RateLimit(interval)
+        logger.addFilter(limiter)
+        added.append((logger, limiter))
+    return added

@@ -1,0 +1,409 @@
+"""Every environment variable otel-distro reads, declared once.
+
+Each field of :class:`Settings` is a setting: its environment variable, default,
+parser and one-line doc live in the field's metadata. Loading, validation, the
+README table and ``otel-distro doctor`` all read this one declaration.
+
+This is the only module of ours that touches ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+__all__ = [
+    "Settings",
+    "apply_upstream_defaults",
+    "get_settings",
+    "load_settings",
+    "markdown_table",
+]
+
+_log = logging.getLogger("otel_distro.settings")
+
+T = TypeVar("T")
+
+# Sources reported by `otel-distro doctor`.
+SOURCE_DEFAULT = "default"
+SOURCE_ENV = "environment"
+
+
+class _Invalid(ValueError):
+    """A value that cannot be parsed; the message says what was expected."""
+
+
+# --- parsers: str -> value, raising _Invalid with what was expected ---------------------------
+
+
+def _str(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise _Invalid("a non-empty string")
+    return value
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise _Invalid("true or false")
+
+
+def _number(kind: Callable[[str], T], low: float, high: float) -> Callable[[str], T]:
+    def parse(raw: str) -> T:
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            raise _Invalid(f"a number from {low:g} to {high:g}") from None
+        if not low <= float(value) <= high:  # type: ignore[arg-type]
+            raise _Invalid(f"a number from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise _Invalid("one of " + ", ".join(allowed))
+        return value
+
+    return parse
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _csv_choice(*allowed: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        values = tuple(v.lower() for v in _csv(raw))
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise _Invalid("a comma-separated list of " + ", ".join(allowed))
+        return values
+
+    return parse
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value == "WARN":
+        value = "WARNING"
+    if value not in _LEVELS:
+        raise _Invalid("one of " + ", ".join(_LEVELS))
+    return value
+
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def _header_name(raw: str) -> str:
+    value = raw.strip()
+    if not _HEADER_NAME.match(value):
+        raise _Invalid("an HTTP header name (letters, digits and '-')")
+    return value
+
+
+def _setting(env: str, default: Any, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
+    """Declare one setting as a dataclass field carrying its environment variable."""
+    return field(default=default, metadata={"env": env, "parse": parse, "doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed configuration every component of otel-distro receives."""
+
+    # Service identity (resource attributes).
+    service_name: str | None = _setting(
+        "OTEL_SERVICE_NAME",
+        None,
+        _optional_str,
+        "Service name (`service.name`). Warned about once when unset.",
+    )
+    service_version: str | None = _setting(
+        "OTEL_DISTRO_SERVICE_VERSION",
+        None,
+        _optional_str,
+        "Service version (`service.version`), e.g. a release tag or commit.",
+    )
+    environment: str | None = _setting(
+        "OTEL_DISTRO_ENVIRONMENT",
+        None,
+        _optional_str,
+        "Deployment environment (`deployment.environment.name`), e.g. `production`.",
+    )
+
+    # Where telemetry goes.
+    otlp_protocol: str = _setting(
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "http/protobuf",
+        _choice("http/protobuf", "grpc"),
+        "OTLP transport. `grpc` needs `pip install otel-distro[grpc]`.",
+    )
+    otlp_endpoint: str | None = _setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        None,
+        _optional_str,
+        "Collector base URL. Default `http://localhost:4318` (HTTP) or `http://localhost:4317` (gRPC).",
+    )
+    traces_exporter: tuple[str, ...] = _setting(
+        "OTEL_TRACES_EXPORTER",
+        ("otlp",),
+        _csv_choice("otlp", "console", "none"),
+        "Trace exporters: `otlp`, `console` or `none`.",
+    )
+    metrics_exporter: tuple[str, ...] = _setting(
+        "OTEL_METRICS_EXPORTER",
+        ("otlp",),
+        _csv_choice("otlp", "prometheus", "console", "none"),
+        "Metric exporters: `otlp`, `prometheus` (serve `/metrics`), `console` or `none`; "
+        "comma-separated for several.",
+    )
+    logs_exporter: tuple[str, ...] = _setting(
+        "OTEL_LOGS_EXPORTER",
+        ("otlp",),
+        _csv_choice("otlp", "console", "none"),
+        "Log exporters: `otlp`, `console` or `none`.",
+    )
+    metric_export_interval: float = _setting(
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        10000.0,
+        _number(float, 100, 3_600_000),
+        "Milliseconds between metric exports over OTLP.",
+    )
+    semconv_opt_in: str = _setting(
+        "OTEL_SEMCONV_STABILITY_OPT_IN",
+        "http",
+        _str,
+        "Semantic-convention mode for instrumentations; `http` emits the stable "
+        "`http.server.request.duration` names.",
+    )
+
+    # Prometheus scrape endpoint (OTEL_METRICS_EXPORTER=prometheus).
+    prometheus_host: str = _setting(
+        "OTEL_EXPORTER_PROMETHEUS_HOST",
+        "127.0.0.1",
+        _str,
+        "Address the `/metrics` endpoint listens on (`0.0.0.0` to be scraped from elsewhere).",
+    )
+    prometheus_port: int = _setting(
+        "OTEL_EXPORTER_PROMETHEUS_PORT",
+        9464,
+        _number(int, 1, 65535),
+        "First port tried for the `/metrics` endpoint.",
+    )
+    prometheus_port_range: int = _setting(
+        "OTEL_DISTRO_PROMETHEUS_PORT_RANGE",
+        16,
+        _number(int, 1, 1024),
+        "How many consecutive ports workers may take: worker N of a pre-fork server binds the "
+        "first free one from the port above.",
+    )
+
+    # What gets traced.
+    excluded_urls: tuple[str, ...] = _setting(
+        "OTEL_DISTRO_EXCLUDED_URLS",
+        ("/health", "/healthz", "/livez", "/readyz", "/metrics$"),
+        _csv,
+        "Comma-separated regular expressions of URLs not traced (searched in the full URL). "
+        "`OTEL_PYTHON_EXCLUDED_URLS` still wins when set.",
+    )
+    python_excluded_urls: str | None = _setting(
+        "OTEL_PYTHON_EXCLUDED_URLS",
+        None,
+        _optional_str,
+        "Upstream variable: when set (or `OTEL_PYTHON_FASTAPI_EXCLUDED_URLS` / "
+        "`OTEL_PYTHON_FLASK_EXCLUDED_URLS`), it replaces `OTEL_DISTRO_EXCLUDED_URLS`.",
+    )
+    fastapi_excluded_urls: str | None = _setting(
+        "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS",
+        None,
+        _optional_str,
+        "Upstream variable: URLs not traced by the FastAPI instrumentation only.",
+    )
+    flask_excluded_urls: str | None = _setting(
+        "OTEL_PYTHON_FLASK_EXCLUDED_URLS",
+        None,
+        _optional_str,
+        "Upstream variable: URLs not traced by the Flask instrumentation only.",
+    )
+    asgi_exclude_spans: tuple[str, ...] = _setting(
+        "OTEL_DISTRO_ASGI_EXCLUDE_SPANS",
+        ("send", "receive"),
+        _csv_choice("send", "receive"),
+        "Per-message ASGI spans to drop (`send`, `receive`); empty keeps both.",
+    )
+    runtime_metrics: bool = _setting(
+        "OTEL_DISTRO_RUNTIME_METRICS",
+        True,
+        _bool,
+        "Process CPU, memory, GC, thread and file-descriptor metrics.",
+    )
+
+    # Request IDs.
+    request_id_header: str = _setting(
+        "OTEL_DISTRO_REQUEST_ID_HEADER",
+        "X-Request-ID",
+        _header_name,
+        "Header carrying the request ID in, out (response) and downstream.",
+    )
+    request_id_trust_inbound: bool = _setting(
+        "OTEL_DISTRO_REQUEST_ID_TRUST_INBOUND",
+        True,
+        _bool,
+        "Reuse a safe inbound request ID (at most 128 characters of `A-Za-z0-9._:-`); otherwise "
+        "always generate one.",
+    )
+    server_timing: bool = _setting(
+        "OTEL_DISTRO_SERVER_TIMING",
+        True,
+        _bool,
+        "Add a `Server-Timing` response header with the server duration and the trace ID.",
+    )
+
+    # Logs.
+    log_level: str = _setting(
+        "OTEL_DISTRO_LOG_LEVEL",
+        "INFO",
+        _level,
+        "Lowest level of stdlib/structlog records exported over OTLP.",
+    )
+
+    # Failure behaviour.
+    shutdown_timeout: float = _setting(
+        "OTEL_DISTRO_SHUTDOWN_TIMEOUT",
+        5.0,
+        _number(float, 0, 300),
+        "Seconds the final flush may take at exit or SIGTERM before the process goes anyway.",
+    )
+    export_warning_interval: float = _setting(
+        "OTEL_DISTRO_EXPORT_WARNING_INTERVAL",
+        60.0,
+        _number(float, 0, 86400),
+        "At most one export-failure warning per exporter per this many seconds.",
+    )
+
+    # Where each value came from, for `otel-distro doctor`; not a setting itself.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def resolved_otlp_endpoint(self) -> str:
+        """The collector URL actually used, after applying the protocol's default port."""
+        if self.otlp_endpoint:
+            return self.otlp_endpoint
+        return "http://localhost:4317" if self.otlp_protocol == "grpc" else "http://localhost:4318"
+
+
+def setting_fields() -> tuple[Any, ...]:
+    """The dataclass fields that are settings (those declaring an environment variable)."""
+    return tuple(f for f in fields(Settings) if "env" in f.metadata)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse settings; a bad value logs one warning and falls back to the default."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for f in setting_fields():
+        name = f.metadata["env"]
+        raw = env.get(name)
+        sources[f.name] = SOURCE_DEFAULT
+        if raw is None:
+            continue
+        try:
+            values[f.name] = f.metadata["parse"](raw)
+            sources[f.name] = SOURCE_ENV
+        except _Invalid as err:
+            _log.warning(
+                "otel-distro: %s=%r is not valid (expected %s); using the default %s instead",
+                name,
+                raw,
+                err,
+                _format_default(f.default),
+            )
+    return Settings(**values, sources=sources)
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """Settings of this process, loaded once so each bad value warns only once."""
+    global _settings
+    if _settings is None:
+        _settings = load_settings()
+    return _settings
+
+
+def upstream_defaults(settings: Settings) -> dict[str, str]:
+    """Standard variables that upstream packages read themselves, with our defaults."""
+    return {
+        "OTEL_SEMCONV_STABILITY_OPT_IN": settings.semconv_opt_in,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": settings.otlp_protocol,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": settings.resolved_otlp_endpoint,
+        # Process, host and OS attributes; service.instance.id is added per process by the SDK
+        # and refreshed after fork, so pre-fork workers stay distinguishable.
+        "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "process,host,os",
+        "OTEL_METRICS_EXEMPLAR_FILTER": "trace_based",
+    }
+
+
+def apply_upstream_defaults(settings: Settings, environ: MutableMapping[str, str] | None = None) -> None:
+    """Fill in standard variables the user left unset (user values always win).
+
+    Invalid user values are replaced by the parsed fallback so upstream sees the same
+    value we warned about.
+    """
+    env = os.environ if environ is None else environ
+    by_env = {f.metadata["env"]: f.name for f in setting_fields()}
+    for name, value in upstream_defaults(settings).items():
+        attr = by_env.get(name)
+        user_valid = attr is not None and settings.sources.get(attr) == SOURCE_ENV
+        if name not in env or (attr is not None and not user_valid):
+            env[name] = value
+
+
+def _format_default(value: object) -> str:
+    if isinstance(value, tuple):
+        return repr(",".join(value))
+    return repr(value)
+
+
+def _doc_default(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if isinstance(value, tuple):
+        return "`" + ",".join(value) + "`" if value else "empty"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`"
+
+
+def markdown_table(rows: Iterable[Any] | None = None) -> str:
+    """The README's table of environment variables, generated from the declaration."""
+    lines = ["| Variable | Default | What it does |", "|---|---|---|"]
+    for f in rows if rows is not None else setting_fields():
+        lines.append(f"| `{f.metadata['env']}` | {_doc_default(f.default)} | {f.metadata['doc']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - used to refresh the README
+    print(markdown_table())
