@@ -100,7 +100,9 @@ def get_item(sku: str) -> Any:
         item = _items.get(sku)
         view = _item_view(sku, item) if item is not None else None
     if view is None:
+        logger.info("unknown sku looked up", extra={"sku": sku})
         return jsonify(error=f"unknown sku {sku!r}"), 404
+    logger.info("item looked up", extra={"sku": sku, "stock": view["stock"]})
     return jsonify(view)
 
 
