@@ -404,6 +404,3 @@ def markdown_table(rows: Iterable[Any] | None = None) -> str:
         lines.append(f"| `{f.metadata['env']}` | {_doc_default(f.default)} | {f.metadata['doc']} |")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":  # pragma: no cover - used to refresh the README
-    print(markdown_table())
