@@ -61,9 +61,7 @@ def configure_sdk(settings: Settings) -> tuple[TracerProvider, MeterProvider, Lo
     install_logging(settings, logger_provider if exporters else None)
 
     header = settings.request_id_header
-    propagate.set_global_textmap(
-        CompositePropagator([propagate.get_global_textmap(), RequestIdPropagator(header)])
-    )
+    propagate.set_global_textmap(CompositePropagator([propagate.get_global_textmap(), RequestIdPropagator(header)]))
     set_global_response_propagator(RequestIdResponsePropagator(header, settings.server_timing))
 
     register_shutdown(

@@ -37,9 +37,7 @@ def serve_metrics(settings: Settings) -> int | None:
         except OSError:
             continue
         _served_port[pid] = port
-        _log.info(
-            "otel-distro: serving Prometheus metrics on http://%s:%d/metrics", settings.prometheus_host, port
-        )
+        _log.info("otel-distro: serving Prometheus metrics on http://%s:%d/metrics", settings.prometheus_host, port)
         return port
     _log.warning(
         "otel-distro: no free port for /metrics in %d-%d on %s (process %d); its metrics cannot be "

@@ -172,8 +172,7 @@ class Settings:
         "OTEL_METRICS_EXPORTER",
         ("otlp",),
         _csv_choice("otlp", "prometheus", "console", "none"),
-        "Metric exporters: `otlp`, `prometheus` (serve `/metrics`), `console` or `none`; "
-        "comma-separated for several.",
+        "Metric exporters: `otlp`, `prometheus` (serve `/metrics`), `console` or `none`; comma-separated for several.",
     )
     logs_exporter: tuple[str, ...] = _setting(
         "OTEL_LOGS_EXPORTER",
@@ -191,8 +190,7 @@ class Settings:
         "OTEL_SEMCONV_STABILITY_OPT_IN",
         "http",
         _str,
-        "Semantic-convention mode for instrumentations; `http` emits the stable "
-        "`http.server.request.duration` names.",
+        "Semantic-convention mode for instrumentations; `http` emits the stable `http.server.request.duration` names.",
     )
 
     # Prometheus scrape endpoint (OTEL_METRICS_EXPORTER=prometheus).
@@ -267,8 +265,7 @@ class Settings:
         "OTEL_DISTRO_REQUEST_ID_TRUST_INBOUND",
         True,
         _bool,
-        "Reuse a safe inbound request ID (at most 128 characters of `A-Za-z0-9._:-`); otherwise "
-        "always generate one.",
+        "Reuse a safe inbound request ID (at most 128 characters of `A-Za-z0-9._:-`); otherwise always generate one.",
     )
     server_timing: bool = _setting(
         "OTEL_DISTRO_SERVER_TIMING",
@@ -403,4 +400,3 @@ def markdown_table(rows: Iterable[Any] | None = None) -> str:
     for f in rows if rows is not None else setting_fields():
         lines.append(f"| `{f.metadata['env']}` | {_doc_default(f.default)} | {f.metadata['doc']} |")
     return "\n".join(lines)
-

@@ -32,8 +32,7 @@ def shutdown_within(shutdowns: Sequence[Callable[[], Any]], timeout: float) -> b
     finished = not any(t.is_alive() for t in threads)
     if not finished:
         _log.warning(
-            "otel-distro: telemetry flush did not finish within %gs (OTEL_DISTRO_SHUTDOWN_TIMEOUT); "
-            "exiting without it",
+            "otel-distro: telemetry flush did not finish within %gs (OTEL_DISTRO_SHUTDOWN_TIMEOUT); exiting without it",
             timeout,
         )
     return finished
@@ -62,8 +61,5 @@ def register_shutdown(shutdowns: Sequence[Callable[[], Any]], timeout: float) ->
         return
     _registered = True
     atexit.register(shutdown_within, tuple(shutdowns), timeout)
-    if (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    ):
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _raise_system_exit)

@@ -34,11 +34,7 @@ def add_otel_context(logger: Any, method_name: str, event_dict: MutableMapping[s
         event_dict.setdefault("span_id", span_id)
     if request_id:
         event_dict.setdefault("request_id", request_id)
-    if (
-        _provider is not None
-        and not isinstance(logger, logging.Logger)
-        and _LEVELS.get(method_name, 20) >= _level
-    ):
+    if _provider is not None and not isinstance(logger, logging.Logger) and _LEVELS.get(method_name, 20) >= _level:
         name = str(event_dict.get("logger") or getattr(logger, "name", None) or "structlog")
         emit_structlog_event(_provider, name, method_name, event_dict)
     return event_dict

@@ -34,9 +34,7 @@ def test_collector_config_validates(backend_binary: Callable[[str], Path]) -> No
 
 def test_prometheus_config_checks(backend_binary: Callable[[str], Path]) -> None:
     # Also checks whatever rules*.yml files the glob matches (it may match none).
-    run_check(
-        [backend_binary("promtool"), "check", "config", REPO / "stack" / "prometheus" / "prometheus.yml"]
-    )
+    run_check([backend_binary("promtool"), "check", "config", REPO / "stack" / "prometheus" / "prometheus.yml"])
 
 
 def test_loki_config_verifies(backend_binary: Callable[[str], Path]) -> None:

@@ -92,9 +92,7 @@ def sent(backend_stack: stack.Stack) -> Iterator[Sent]:
         ],
     )
     logger_provider = LoggerProvider(resource=resource)
-    logger_provider.add_log_record_processor(
-        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{base}/v1/logs"))
-    )
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{base}/v1/logs")))
 
     start_ns = time.time_ns()
     tracer = tracer_provider.get_tracer("e2e.pipeline")
@@ -180,9 +178,7 @@ def test_tempo_metrics_generator_writes_span_metrics(backend_stack: stack.Stack,
 
 
 # ---- Loki -------------------------------------------------------------------
-def test_log_reaches_loki_with_trace_context_in_structured_metadata(
-    backend_stack: stack.Stack, sent: Sent
-) -> None:
+def test_log_reaches_loki_with_trace_context_in_structured_metadata(backend_stack: stack.Stack, sent: Sent) -> None:
     logql = f'{{service_name="{sent.service_name}"}} | request_id="{sent.request_id}"'
 
     def query() -> list[dict[str, Any]]:
@@ -229,9 +225,7 @@ def tempo_spans(body: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     pairs = []
     for resource_spans in trace_body.get("batches") or trace_body.get("resourceSpans") or []:
         resource = attributes(resource_spans.get("resource", {}).get("attributes", []))
-        for scope_spans in (
-            resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
-        ):
+        for scope_spans in resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []:
             pairs.extend((resource, span) for span in scope_spans.get("spans", []))
     return pairs
 
