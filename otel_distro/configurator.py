@@ -18,7 +18,14 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from otel_distro.exporters import limit_export_warnings, log_exporters, metric_exporters, span_exporters
+from otel_distro.components import request_ids, scrubber
+from otel_distro.exporters import (
+    ScrubbingSpanExporter,
+    limit_export_warnings,
+    log_exporters,
+    metric_exporters,
+    span_exporters,
+)
 from otel_distro.logs import install_logging
 from otel_distro.prometheus import prometheus_reader
 from otel_distro.request_id import RequestIdPropagator, RequestIdResponsePropagator
@@ -40,8 +47,11 @@ def configure_sdk(settings: Settings) -> tuple[TracerProvider, MeterProvider, Lo
     resource = build_resource(settings)
 
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    scrub = scrubber()
     for span_exporter in span_exporters(settings):
-        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        # Scrubbing runs in the exporter, on the batch thread, not on the request path.
+        exporter = ScrubbingSpanExporter(span_exporter, scrub) if scrub else span_exporter
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(tracer_provider)
 
     readers: list[MetricReader] = [
@@ -58,11 +68,11 @@ def configure_sdk(settings: Settings) -> tuple[TracerProvider, MeterProvider, Lo
     for log_exporter in exporters:
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
     set_logger_provider(logger_provider)
-    install_logging(settings, logger_provider if exporters else None)
+    install_logging(settings, logger_provider if exporters else None, resource, scrub)
 
-    header = settings.request_id_header
-    propagate.set_global_textmap(CompositePropagator([propagate.get_global_textmap(), RequestIdPropagator(header)]))
-    set_global_response_propagator(RequestIdResponsePropagator(header, settings.server_timing))
+    ids = request_ids()
+    propagate.set_global_textmap(CompositePropagator([propagate.get_global_textmap(), RequestIdPropagator(ids.header)]))
+    set_global_response_propagator(RequestIdResponsePropagator(ids, settings.server_timing))
 
     register_shutdown(
         (tracer_provider.shutdown, meter_provider.shutdown, logger_provider.shutdown),

@@ -6,8 +6,8 @@ from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro
 
+from otel_distro.components import request_ids
 from otel_distro.instrumentors import RUNTIME_METRICS, instrument_kwargs
-from otel_distro.request_id import RequestIds
 from otel_distro.settings import apply_upstream_defaults, get_settings
 
 __all__ = ["OtelDistro"]
@@ -28,6 +28,5 @@ class OtelDistro(BaseDistro):  # type: ignore[misc]
             if settings.runtime_metrics:
                 entry_point.load()(config=RUNTIME_METRICS).instrument(**kwargs)
             return
-        request_ids = RequestIds(settings.request_id_header, settings.request_id_trust_inbound)
-        kwargs.update(instrument_kwargs(name, settings, request_ids))
+        kwargs.update(instrument_kwargs(name, settings, request_ids()))
         entry_point.load()().instrument(**kwargs)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExporter
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 
+from otel_distro.scrub import Scrubber
 from otel_distro.settings import Settings
 
-__all__ = ["limit_export_warnings", "log_exporters", "metric_exporters", "span_exporters"]
+__all__ = ["ScrubbingSpanExporter", "limit_export_warnings", "log_exporters", "metric_exporters", "span_exporters"]
 
 _log = logging.getLogger("otel_distro.exporters")
 
@@ -134,3 +137,47 @@ def limit_export_warnings(interval: float) -> list[tuple[logging.Logger, logging
         logger.addFilter(limiter)
         added.append((logger, limiter))
     return added
+
+
+class ScrubbingSpanExporter(SpanExporter):
+    """Scrubs span and event attributes (captured headers included) before export."""
+
+    def __init__(self, inner: SpanExporter, scrubber: Scrubber) -> None:
+        self._inner = inner
+        self._scrubber = scrubber
+
+    def _scrubbed(self, span: ReadableSpan) -> ReadableSpan:
+        attributes = dict(span.attributes or {})
+        cleaned = self._scrubber.mapping(attributes)
+        events = span.events
+        if any(e.attributes for e in events):
+            from opentelemetry.sdk.trace import Event
+
+            events = tuple(
+                Event(e.name, self._scrubber.mapping(dict(e.attributes or {})), e.timestamp) for e in span.events
+            )
+        if cleaned == attributes and events is span.events:
+            return span
+        return ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=cleaned,
+            events=events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([self._scrubbed(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)

@@ -47,6 +47,7 @@ def instrument_kwargs(name: str, settings: Settings, request_ids: RequestIds) ->
     if name == "flask":
         return {
             "request_hook": request_ids.wsgi_request_hook,
+            "response_hook": request_ids.wsgi_response_hook,
             **_excluded_urls(settings, settings.flask_excluded_urls),
         }
     return {}

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
@@ -47,7 +48,20 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 class _Active(NamedTuple):
     trace_id: int
     request_id: str
-    started: float  # perf_counter() at request start, for Server-Timing
+    started: float  # perf_counter() at request start, for Server-Timing and slow requests
+    method: str
+    span: Span
+    path: str  # route template when the framework resolved one, else the raw path
+
+    def route(self) -> str:
+        """`http.route` as the instrumentation recorded it, else what the framework knows."""
+        attributes = getattr(self.span, "attributes", None)
+        route = attributes.get("http.route") if attributes else None
+        return str(route) if route else self.path
+
+
+# Called when a response starts: (request, status code, the exception being handled if any).
+ResponseCallback = Callable[[_Active, int, "BaseException | None"], None]
 
 
 _active: ContextVar[_Active | None] = ContextVar("otel_distro_request", default=None)
@@ -88,32 +102,47 @@ def _asgi_header(scope: Mapping[str, Any], name: bytes) -> str | None:
 class RequestIds:
     """Server-side hooks; one instance per process, built from settings."""
 
-    def __init__(self, header: str, trust_inbound: bool) -> None:
+    def __init__(self, header: str, trust_inbound: bool, on_response: ResponseCallback | None = None) -> None:
         self.header = header
         self._asgi_name = header.lower().encode("latin-1")
         self._wsgi_key = "HTTP_" + header.upper().replace("-", "_")
         self._trust_inbound = trust_inbound
+        self._on_response = on_response
 
     def _choose(self, inbound: str | None) -> str:
         if inbound is not None and self._trust_inbound and is_safe_request_id(inbound):
             return inbound
         return new_request_id()
 
-    def _begin(self, span: Span, inbound: str | None) -> None:
+    def _begin(self, span: Span, inbound: str | None, method: str, path: str) -> None:
         request_id = self._choose(inbound)
         trace_id = span.get_span_context().trace_id
-        _active.set(_Active(trace_id, request_id, time.perf_counter()))
+        _active.set(_Active(trace_id, request_id, time.perf_counter(), method, span, path))
         if span.is_recording():
             span.set_attribute(SPAN_ATTRIBUTE, request_id)
 
     def asgi_server_request_hook(self, span: Span, scope: dict[str, Any]) -> None:
         """`server_request_hook` of the ASGI/FastAPI instrumentation."""
         if scope.get("type") == "http":
-            self._begin(span, _asgi_header(scope, self._asgi_name))
+            inbound = _asgi_header(scope, self._asgi_name)
+            self._begin(span, inbound, str(scope.get("method", "")), str(scope.get("path", "")))
 
     def wsgi_request_hook(self, span: Span, environ: dict[str, Any]) -> None:
         """`request_hook` of the Flask/WSGI instrumentation."""
-        self._begin(span, environ.get(self._wsgi_key))
+        method, path = str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", ""))
+        self._begin(span, environ.get(self._wsgi_key), method, path)
+
+    def wsgi_response_hook(self, span: Span, status: str, headers: list[tuple[str, str]]) -> None:
+        """`response_hook` of the Flask instrumentation: the response is starting."""
+        active = _active_for()
+        if active is not None and self._on_response is not None:
+            code = int(status.split(" ", 1)[0]) if status[:3].isdigit() else 0
+            self._on_response(active, code, sys.exc_info()[1])
+
+    def asgi_response_started(self, active: _Active, status: int) -> None:
+        if self._on_response is not None:
+            # Starlette sends its 500 from inside the `except` block: the error is visible here.
+            self._on_response(active, status, sys.exc_info()[1])
 
 
 def _carrier_has(carrier: Any, name: str) -> bool:
@@ -130,9 +159,11 @@ def _carrier_has(carrier: Any, name: str) -> bool:
 class RequestIdResponsePropagator(ResponsePropagator):  # type: ignore[misc]
     """Adds the request ID and `Server-Timing` to every instrumented response."""
 
-    def __init__(self, header: str, server_timing: bool) -> None:
-        self._header = header
+    def __init__(self, request_ids: RequestIds, server_timing: bool) -> None:
+        self._request_ids = request_ids
+        self._header = request_ids.header
         self._server_timing = server_timing
+        header = self._header
         exposed = [header, "Server-Timing"] if server_timing else [header]
         self._expose = ", ".join(exposed)
 
@@ -145,6 +176,8 @@ class RequestIdResponsePropagator(ResponsePropagator):  # type: ignore[misc]
         active = _active_for(context)
         if active is None:
             return
+        if isinstance(carrier, dict) and "status" in carrier:  # ASGI http.response.start
+            self._request_ids.asgi_response_started(active, int(carrier["status"]))
         if not _carrier_has(carrier, self._header):
             setter.set(carrier, self._header, active.request_id)
         if self._server_timing:

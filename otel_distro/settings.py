@@ -282,6 +282,64 @@ class Settings:
         "Lowest level of stdlib/structlog records exported over OTLP.",
     )
 
+    log_format: str = _setting(
+        "OTEL_DISTRO_LOG_FORMAT",
+        "auto",
+        _choice("auto", "json", "console"),
+        "Console log format: `json` lines, readable `console`, or `auto` (console on a terminal, JSON otherwise).",
+    )
+    console_logs: str = _setting(
+        "OTEL_DISTRO_CONSOLE_LOGS",
+        "auto",
+        _choice("auto", "replace", "off"),
+        "`auto`: print on stdout the records no handler of the app printed; `replace`: also give "
+        "the app's console handlers our format; `off`: print nothing ourselves.",
+    )
+    access_log: str = _setting(
+        "OTEL_DISTRO_ACCESS_LOG",
+        "distro",
+        _choice("distro", "server", "off"),
+        "`distro`: one `request completed` line per request (with IDs) replaces uvicorn's and "
+        "gunicorn's access lines; `server`: keep the server's; `off`: neither.",
+    )
+    slow_request_threshold: float = _setting(
+        "OTEL_DISTRO_SLOW_REQUEST_THRESHOLD",
+        1.0,
+        _number(float, 0, 3600),
+        "Seconds after which a request is logged as a `slow request` WARNING (0 turns it off).",
+    )
+    log_file: str | None = _setting(
+        "OTEL_DISTRO_LOG_FILE",
+        None,
+        _optional_str,
+        "Also write JSON lines to this file, rotated by size and daily (safe with several workers).",
+    )
+    log_file_max_bytes: int = _setting(
+        "OTEL_DISTRO_LOG_FILE_MAX_BYTES",
+        10 * 1024 * 1024,
+        _number(int, 1024, 2**40),
+        "Size at which the log file is rotated.",
+    )
+    log_file_backups: int = _setting(
+        "OTEL_DISTRO_LOG_FILE_BACKUPS",
+        30,
+        _number(int, 0, 10000),
+        "Rotated log files kept (`app.log.1` is the newest).",
+    )
+    scrub: bool = _setting(
+        "OTEL_DISTRO_SCRUB",
+        True,
+        _bool,
+        "Replace values of sensitive keys (password, token, authorization, cookie, ...) and card "
+        "numbers in logs and span attributes with `[REDACTED]`.",
+    )
+    scrub_keys: tuple[str, ...] = _setting(
+        "OTEL_DISTRO_SCRUB_KEYS",
+        (),
+        _csv,
+        "Extra key fragments to scrub, comma-separated (matched case-insensitively inside keys).",
+    )
+
     # Failure behaviour.
     shutdown_timeout: float = _setting(
         "OTEL_DISTRO_SHUTDOWN_TIMEOUT",

@@ -1,37 +1,95 @@
-"""Logs: trace, span and request IDs on every record, and records exported over OTLP.
+"""Logs: one JSON (or console) line per event with trace, span and request IDs, the same
+events over OTLP, an optional rotated file, and secrets scrubbed everywhere.
 
 What the distro changes in an app's logging, and nothing more:
 
 * a log-record factory stamps `otel_trace_id`, `otel_span_id` and `otel_request_id` on each
   record (usable in the app's own format strings);
-* one handler on the root logger exports records at `OTEL_DISTRO_LOG_LEVEL` and above;
-* if the root logger was at its default WARNING level, it is lowered to that level;
-* if the app had no handler, a stand-in for Python's last-resort handler keeps printing
-  WARNING and above to stderr, as before;
+* the root logger gets our handlers: OTLP export, the console line on stdout for records no
+  handler of the app printed, and the log file if one is configured;
+* if the root logger was at its default WARNING level, it is lowered to
+  `OTEL_DISTRO_LOG_LEVEL`;
 * `basicConfig`, `dictConfig` and `fileConfig` keep working as if the distro were absent;
-* structlog, when installed, gets one processor before its renderer that adds
-  `trace_id`, `span_id` and `request_id` and exports the event.
+* uvicorn's and gunicorn's access lines are replaced by our `request completed` line, and
+  uvicorn's report of an exception we already logged (with IDs) is dropped;
+* structlog gets our processor chain if the app never configures it, or one processor before
+  the app's renderer if it does.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
 from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
 
 from otel_distro.logs import _stdlib, _structlog
 from otel_distro.logs._context import current_ids, install_record_factory
+from otel_distro.logs._event import EventBuilder, EventFormatter, Service, render_console, render_json
+from otel_distro.logs._files import SharedRotatingFileHandler
 from otel_distro.logs._otlp import OTLPHandler
+from otel_distro.logs._stdlib import ConsoleHandler
 from otel_distro.logs._structlog import add_otel_context
+from otel_distro.request_log import SuppressLoggedErrors
+from otel_distro.scrub import Scrubber
 from otel_distro.settings import Settings
 
 __all__ = ["OTLPHandler", "add_otel_context", "current_ids", "install_logging"]
 
+_ACCESS_LOGGERS = ("uvicorn.access", "gunicorn.access")
 
-def install_logging(settings: Settings, provider: LoggerProvider | None) -> None:
-    """Wire stdlib logging and structlog to the IDs and, with a provider, to OTLP. Idempotent."""
+
+def _service(resource: Resource | None) -> Service:
+    attributes = resource.attributes if resource is not None else {}
+    return Service(
+        str(attributes.get("service.name", "")),
+        str(attributes.get("service.version", "")),
+        str(attributes.get("deployment.environment.name", "")),
+    )
+
+
+def _json_wanted(settings: Settings) -> bool:
+    if settings.log_format == "auto":
+        return not (hasattr(sys.stdout, "isatty") and sys.stdout.isatty())
+    return settings.log_format == "json"
+
+
+def install_logging(
+    settings: Settings,
+    provider: LoggerProvider | None,
+    resource: Resource | None = None,
+    scrubber: Scrubber | None = None,
+) -> None:
+    """Wire stdlib logging and structlog to the IDs, the console, the file and OTLP. Idempotent."""
     level = logging.getLevelName(settings.log_level)
+    builder = EventBuilder(_service(resource), scrubber)
+    json_lines = _json_wanted(settings)
     install_record_factory()
+
+    handlers: list[logging.Handler] = []
     if provider is not None:
-        _stdlib.attach(OTLPHandler(provider, level), level)
-    _structlog.install(provider, level)
+        handlers.append(OTLPHandler(provider, builder, level))
+    formatter = EventFormatter(builder, json_lines)
+    if settings.console_logs == "off":
+        # Stand in for logging.lastResort, which our root handler would silence.
+        handlers.append(ConsoleHandler(sys.stderr, logging.WARNING, logging.Formatter("%(message)s")))
+    else:
+        handlers.append(ConsoleHandler(sys.stdout, level, formatter))
+    if settings.log_file:
+        file_handler = SharedRotatingFileHandler(
+            settings.log_file, settings.log_file_max_bytes, settings.log_file_backups
+        )
+        file_handler.setFormatter(EventFormatter(builder, json_lines=True))
+        file_handler.setLevel(level)
+        handlers.append(file_handler)
+
+    silenced = _ACCESS_LOGGERS if settings.access_log != "server" else ()
+    app_formatter = formatter if settings.console_logs == "replace" else None
+    _stdlib.attach(handlers, level, app_formatter=app_formatter, silenced=silenced)
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, SuppressLoggedErrors) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(SuppressLoggedErrors())
+
+    render = None if settings.console_logs == "off" else (render_json if json_lines else render_console)
+    _structlog.install(provider, builder, scrubber, level, render)

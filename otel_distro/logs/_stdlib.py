@@ -1,10 +1,10 @@
-"""Attach our handler to the root logger once, and keep it there whatever the app does.
+"""Attach our handlers to the root logger once, and keep them there whatever the app does.
 
 `logging.basicConfig` does nothing when the root logger already has a handler, and
 `dictConfig` drops root handlers it did not create. Because the distro starts before the
 app, both would otherwise break: the app's own console set-up silently vanishes, or our
 export stops. We wrap the three stdlib entry points so that the app's configuration is
-applied as if we were not there, then put our handler back.
+applied as if we were not there, then re-apply our part.
 """
 
 from __future__ import annotations
@@ -12,71 +12,81 @@ from __future__ import annotations
 import functools
 import logging
 import logging.config
-import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import IO, Any, ClassVar, TypeVar
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-class ConsoleFallback(logging.StreamHandler):  # type: ignore[type-arg]
-    """Stands in for `logging.lastResort` (WARNING and above to stderr) when the app has no
-    handlers, which our own handler on the root logger would otherwise silence."""
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Prints only records that no handler of the app printed, so no line appears twice.
 
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-        self.setLevel(logging.WARNING)
+    With our JSON/console formatter it is the distro's stdout output; with WARNING and a
+    bare formatter it stands in for `logging.lastResort`, which our root handler would
+    otherwise silence.
+    """
+
+    def __init__(self, stream: IO[str], level: int, formatter: logging.Formatter) -> None:
+        super().__init__(stream)
+        self.setLevel(level)
+        self.setFormatter(formatter)
 
     def emit(self, record: logging.LogRecord) -> None:
-        # Like lastResort, speak only when no handler of the app's saw the record.
         if not _app_handled(record):
             super().emit(record)
+
+
+class _Policy:
+    ours: ClassVar[list[logging.Handler]] = []
+    app_formatter: ClassVar[logging.Formatter | None] = None  # set on the app's console handlers
+    silenced: ClassVar[tuple[str, ...]] = ()  # loggers whose lines ours replace
 
 
 def _app_handled(record: logging.LogRecord) -> bool:
     logger: logging.Logger | None = logging.getLogger(record.name)
     while logger is not None:
-        if any(h not in _ours for h in logger.handlers):
+        if any(h not in _Policy.ours for h in logger.handlers):
             return True
         logger = logger.parent if logger.propagate else None
     return False
 
 
-_ours: list[logging.Handler] = []
-
-
 def ours() -> tuple[logging.Handler, ...]:
-    return tuple(_ours)
+    return tuple(_Policy.ours)
 
 
-def attach(handler: logging.Handler, level: int) -> None:
-    """Add `handler` to the root logger (once per handler class) and open the level to it."""
+def attach(
+    handlers: Iterable[logging.Handler],
+    level: int,
+    app_formatter: logging.Formatter | None = None,
+    silenced: tuple[str, ...] = (),
+) -> None:
+    """Add our handlers to the root logger (once per handler class) and open the level."""
     root = logging.getLogger()
-    if not root.handlers:
-        _add(ConsoleFallback())
-    if any(type(h) is type(handler) for h in _ours):
-        return
-    _add(handler)
+    for handler in handlers:
+        if not any(type(h) is type(handler) for h in _Policy.ours):
+            _Policy.ours.append(handler)
+            root.addHandler(handler)
+    _Policy.app_formatter = app_formatter
+    _Policy.silenced = silenced
     # Root defaults to WARNING; records below the logger level never reach any handler.
     if root.level == logging.WARNING and level < logging.WARNING:
         root.setLevel(level)
+    _reapply()
     _guard_config_functions()
 
 
-def _add(handler: logging.Handler) -> None:
-    _ours.append(handler)
-    logging.getLogger().addHandler(handler)
-
-
-def _reattach() -> None:
+def _reapply() -> None:
     root = logging.getLogger()
-    app_has_handlers = any(h not in _ours for h in root.handlers)
-    for handler in list(_ours):
-        if isinstance(handler, ConsoleFallback) and app_has_handlers:
-            _ours.remove(handler)
-            root.removeHandler(handler)
-        elif handler not in root.handlers:
+    for handler in _Policy.ours:
+        if handler not in root.handlers:
             root.addHandler(handler)
+    if _Policy.app_formatter is not None:
+        for handler in root.handlers:
+            if handler not in _Policy.ours and type(handler) is logging.StreamHandler:
+                handler.setFormatter(_Policy.app_formatter)
+    for name in _Policy.silenced:
+        logging.getLogger(name).disabled = True
 
 
 def _wrap(function: _F, before: Callable[[], None]) -> _F:
@@ -89,7 +99,7 @@ def _wrap(function: _F, before: Callable[[], None]) -> _F:
         try:
             return function(*args, **kwargs)
         finally:
-            _reattach()
+            _reapply()
 
     wrapper._otel_distro = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
@@ -98,7 +108,7 @@ def _wrap(function: _F, before: Callable[[], None]) -> _F:
 def _detach_for_basic_config() -> None:
     # basicConfig must see a root logger without our handlers to do its job.
     root = logging.getLogger()
-    for handler in _ours:
+    for handler in _Policy.ours:
         root.removeHandler(handler)
 
 

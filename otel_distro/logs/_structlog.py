@@ -1,29 +1,38 @@
-"""structlog support: IDs in every event, and events exported over OTLP.
+"""structlog support: IDs in every event, secrets scrubbed, events exported over OTLP.
 
 structlog keeps its processor chain in a global configuration that the app usually sets
-after we start. We add one processor just before the app's renderer, now and again on
-each later `structlog.configure`, so the app's own chain stays as written.
+after we start. If the app never configures it, we give it our chain (same JSON/console
+lines as stdlib). If it does, we add one processor just before the app's renderer, now and
+on each later `structlog.configure`, so the app's own chain stays as written.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import MutableMapping
+import sys
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider
 
 from otel_distro.logs._context import current_ids
-from otel_distro.logs._otlp import emit_structlog_event
+from otel_distro.logs._event import EventBuilder
+from otel_distro.logs._otlp import emit_event
+from otel_distro.scrub import Scrubber
 
-_provider: LoggerProvider | None = None
-_level = logging.INFO
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
 
 
+class _State:
+    provider: LoggerProvider | None = None
+    builder: EventBuilder | None = None
+    scrubber: Scrubber | None = None
+    level = logging.INFO
+
+
 def add_otel_context(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """structlog processor: add `trace_id`, `span_id` and `request_id`, and export the event.
+    """structlog processor: add `trace_id`, `span_id`, `request_id`, scrub, and export.
 
     Events whose logger is a stdlib logger are exported by the stdlib handler instead, so
     nothing is sent twice.
@@ -34,10 +43,26 @@ def add_otel_context(logger: Any, method_name: str, event_dict: MutableMapping[s
         event_dict.setdefault("span_id", span_id)
     if request_id:
         event_dict.setdefault("request_id", request_id)
-    if _provider is not None and not isinstance(logger, logging.Logger) and _LEVELS.get(method_name, 20) >= _level:
-        name = str(event_dict.get("logger") or getattr(logger, "name", None) or "structlog")
-        emit_structlog_event(_provider, name, method_name, event_dict)
+    if _State.scrubber is not None:
+        for key, value in list(event_dict.items()):
+            if not key.startswith("_"):
+                event_dict[key] = _State.scrubber.value(key, value)
+    if (
+        _State.provider is not None
+        and _State.builder is not None
+        and not isinstance(logger, logging.Logger)
+        and _LEVELS.get(method_name, 20) >= _State.level
+    ):
+        event = _State.builder.from_structlog(method_name, event_dict)
+        emit_event(_State.provider, event["logger"], event, None)
     return event_dict
+
+
+def _renderer(builder: EventBuilder, render: Callable[[Any], str]) -> Callable[..., str]:
+    def render_event(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
+        return render(builder.from_structlog(method_name, event_dict))
+
+    return render_event
 
 
 def _with_ours(processors: list[Any]) -> list[Any]:
@@ -47,16 +72,32 @@ def _with_ours(processors: list[Any]) -> list[Any]:
     return chain
 
 
-def install(provider: LoggerProvider | None, level: int) -> bool:
+def install(
+    provider: LoggerProvider | None,
+    builder: EventBuilder,
+    scrubber: Scrubber | None,
+    level: int,
+    render: Callable[[Any], str] | None,
+) -> bool:
     """Hook into structlog if it is installed; returns whether it was."""
-    global _provider, _level
     try:
         import structlog
     except ImportError:
         return False
-    _provider, _level = provider, level
-    config = structlog.get_config()
-    structlog.configure(processors=_with_ours(list(config["processors"])))
+    _State.provider, _State.builder, _State.scrubber, _State.level = provider, builder, scrubber, level
+    if render is not None and not structlog.is_configured():
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.StackInfoRenderer(),
+                structlog.dev.set_exc_info,
+                add_otel_context,
+                _renderer(builder, render),
+            ],
+            logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        )
+    else:
+        structlog.configure(processors=_with_ours(list(structlog.get_config()["processors"])))
     if not getattr(structlog.configure, "_otel_distro", False):
         original = structlog.configure
 

@@ -23,17 +23,33 @@ def _restore_logging() -> Iterator[None]:
     handlers, level = list(root.handlers), root.level
     factory = logging.getLogRecordFactory()
     functions = (logging.basicConfig, logging.config.dictConfig, logging.config.fileConfig)
-    ours = list(_stdlib._ours)
+    ours = list(_stdlib._Policy.ours)
+    policy = (_stdlib._Policy.app_formatter, _stdlib._Policy.silenced)
+    structlog_config = _structlog_config()
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.setLogRecordFactory(factory)
     logging.basicConfig, logging.config.dictConfig, logging.config.fileConfig = functions
-    _stdlib._ours[:] = ours
+    _stdlib._Policy.ours[:] = ours
+    _stdlib._Policy.app_formatter, _stdlib._Policy.silenced = policy
+    if structlog_config is not None:
+        import structlog
+
+        structlog.reset_defaults()
+        structlog.configure(**structlog_config)
     # dictConfig's disable_existing_loggers would otherwise leak into later tests.
     for logger in logging.Logger.manager.loggerDict.values():
         if isinstance(logger, logging.Logger):
             logger.disabled = False
+
+
+def _structlog_config() -> dict[str, object] | None:
+    try:
+        import structlog
+    except ImportError:
+        return None
+    return {k: v for k, v in structlog.get_config().items() if k != "cache_logger_on_first_use"}
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import logging.config
 from typing import Any
@@ -8,17 +9,20 @@ from typing import Any
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_distro.logs import OTLPHandler, install_logging
 from otel_distro.logs._context import install_record_factory
-from otel_distro.logs._stdlib import ConsoleFallback
+from otel_distro.logs._stdlib import ConsoleHandler
 from otel_distro.request_id import RequestIds
+from otel_distro.scrub import Scrubber
 from otel_distro.settings import Settings
 
-
-def _our_handlers() -> list[logging.Handler]:
-    return [h for h in logging.getLogger().handlers if isinstance(h, (OTLPHandler, ConsoleFallback))]
+RESOURCE = Resource.create(
+    {"service.name": "orders", "service.version": "1.2.3", "deployment.environment.name": "test"}
+)
+JSON = Settings(log_format="json")
 
 
 def _bare_root() -> None:
@@ -31,9 +35,18 @@ def _bare_root() -> None:
     root.setLevel(logging.WARNING)
 
 
+def _our_handlers() -> list[type[logging.Handler]]:
+    return [type(h) for h in logging.getLogger().handlers if isinstance(h, (OTLPHandler, ConsoleHandler))]
+
+
+def _request(provider: TracerProvider, request_id: str) -> Any:
+    span = provider.get_tracer("t").start_span("req")
+    RequestIds("X-Request-ID", trust_inbound=True).wsgi_request_hook(span, {"HTTP_X_REQUEST_ID": request_id})
+    return span
+
+
 class TestRecordFactory:
     def test_stamps_ids_inside_a_span(self, tracer_provider: TracerProvider) -> None:
-        _bare_root()
         install_record_factory()
         hooks = RequestIds("X-Request-ID", trust_inbound=True)
         with tracer_provider.get_tracer("t").start_as_current_span("req") as span:
@@ -46,7 +59,6 @@ class TestRecordFactory:
         assert record.otel_request_id == "rid-1"
 
     def test_empty_outside_a_span_and_idempotent(self) -> None:
-        _bare_root()
         install_record_factory()
         factory = logging.getLogRecordFactory()
         install_record_factory()
@@ -56,12 +68,98 @@ class TestRecordFactory:
         assert (record.otel_trace_id, record.otel_span_id, record.otel_request_id) == ("", "", "")
 
     def test_app_extra_with_the_plain_names_still_works(self) -> None:
-        _bare_root()
         install_record_factory()
         record = logging.getLogger("app").makeRecord(
             "app", logging.INFO, "f", 1, "m", (), None, extra={"trace_id": "mine", "request_id": "r"}
         )
         assert record.trace_id == "mine"
+
+
+class TestJsonLines:
+    def test_stdlib_line_shape(self, tracer_provider: TracerProvider, capsys: pytest.CaptureFixture[str]) -> None:
+        _bare_root()
+        install_logging(JSON, None, RESOURCE, Scrubber())
+        with tracer_provider.get_tracer("t").start_as_current_span("req") as span:
+            RequestIds("X-Request-ID", True).wsgi_request_hook(span, {"HTTP_X_REQUEST_ID": "rid-j"})
+            logging.getLogger("app.orders").info("order %s created", 7, extra={"order_id": 7})
+            ctx = span.get_span_context()
+
+        line = json.loads(capsys.readouterr().out)
+        assert list(line)[:10] == [
+            "timestamp", "level", "logger", "message", "trace_id", "span_id", "request_id",
+            "service", "service_version", "environment",
+        ]  # fmt: skip
+        assert line["timestamp"].endswith("Z") and len(line["timestamp"]) == 24
+        assert line["level"] == "INFO"
+        assert line["logger"] == "app.orders"
+        assert line["message"] == "order 7 created"
+        assert line["trace_id"] == f"{ctx.trace_id:032x}"
+        assert line["span_id"] == f"{ctx.span_id:016x}"
+        assert line["request_id"] == "rid-j"
+        assert (line["service"], line["service_version"], line["environment"]) == ("orders", "1.2.3", "test")
+        assert line["order_id"] == 7
+
+    def test_exception_fields(self, capsys: pytest.CaptureFixture[str]) -> None:
+        _bare_root()
+        install_logging(JSON, None, RESOURCE, None)
+        try:
+            raise KeyError("sku")
+        except KeyError:
+            logging.getLogger("app").exception("lookup failed")
+
+        line = json.loads(capsys.readouterr().out)
+        assert line["level"] == "ERROR"
+        assert line["exception"]["type"] == "KeyError"
+        assert "Traceback" in line["exception"]["stacktrace"]
+
+    def test_structlog_line_has_the_same_shape(
+        self, tracer_provider: TracerProvider, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        structlog = pytest.importorskip("structlog")
+        _bare_root()
+        structlog.reset_defaults()
+        install_logging(JSON, None, RESOURCE, Scrubber())
+        with tracer_provider.get_tracer("t").start_as_current_span("req") as span:
+            RequestIds("X-Request-ID", True).wsgi_request_hook(span, {"HTTP_X_REQUEST_ID": "rid-s"})
+            structlog.get_logger("svc").bind(order_id=9).warning("paid", amount=3, password="hunter2")
+            logging.getLogger("svc").warning("paid", extra={"order_id": 9, "amount": 3, "password": "hunter2"})
+
+        first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+        assert list(first) == list(second)
+        for key in ("level", "message", "trace_id", "span_id", "request_id", "order_id", "amount"):
+            assert first[key] == second[key], key
+        assert first["password"] == second["password"] == "[REDACTED]"
+
+    def test_console_format(self, capsys: pytest.CaptureFixture[str]) -> None:
+        _bare_root()
+        install_logging(Settings(log_format="console"), None, RESOURCE, None)
+        logging.getLogger("app").warning("careful", extra={"n": 1})
+
+        out = capsys.readouterr().out
+        assert "WARNING app: careful n=1" in out
+        assert not out.startswith("{")
+
+
+class TestScrubbing:
+    def test_secrets_never_reach_stdout_or_otlp(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        logger_provider: LoggerProvider,
+        log_records: InMemoryLogRecordExporter,
+    ) -> None:
+        _bare_root()
+        install_logging(JSON, logger_provider, RESOURCE, Scrubber(["pin"]))
+        logging.getLogger("app").info(
+            "login user=bob password=hunter2", extra={"password": "hunter2", "pin": "0000", "user": "bob"}
+        )
+
+        out = capsys.readouterr().out
+        record = log_records.get_finished_logs()[0].log_record
+        exported = f"{record.body} {dict(record.attributes or {})}"
+        for text in (out, exported):
+            assert "hunter2" not in text and "0000" not in text
+            assert "[REDACTED]" in text
+        assert json.loads(out)["user"] == "bob"
 
 
 class TestOTLPHandler:
@@ -72,11 +170,10 @@ class TestOTLPHandler:
         log_records: InMemoryLogRecordExporter,
     ) -> None:
         _bare_root()
-        install_logging(Settings(), logger_provider)
-        hooks = RequestIds("X-Request-ID", trust_inbound=True)
+        install_logging(JSON, logger_provider, RESOURCE, None)
         log = logging.getLogger("app.orders")
         with tracer_provider.get_tracer("t").start_as_current_span("req") as span:
-            hooks.wsgi_request_hook(span, {"HTTP_X_REQUEST_ID": "rid-2"})
+            RequestIds("X-Request-ID", True).wsgi_request_hook(span, {"HTTP_X_REQUEST_ID": "rid-2"})
             log.info("order %s created", 7, extra={"order_id": 7, "items": ["a", "b"], "obj": object()})
             try:
                 raise ValueError("no stock")
@@ -93,17 +190,18 @@ class TestOTLPHandler:
         assert attrs["items"] == ("a", "b")
         assert attrs["obj"].startswith("<object")
         assert attrs["request.id"] == "rid-2"
+        assert not {"trace_id", "span_id", "service", "message"} & set(attrs)
         assert not any(k.startswith("otel_") for k in attrs)
         assert second.severity_text == "ERROR"
         assert second.attributes is not None
         assert second.attributes["exception.type"] == "ValueError"
         assert "no stock" in str(second.attributes["exception.stacktrace"])
 
-    def test_info_is_exported_and_sdk_records_are_not(
+    def test_info_is_exported_and_export_failures_are_not(
         self, logger_provider: LoggerProvider, log_records: InMemoryLogRecordExporter
     ) -> None:
         _bare_root()
-        install_logging(Settings(), logger_provider)
+        install_logging(JSON, logger_provider, RESOURCE, None)
         logging.getLogger("app").info("kept")
         logging.getLogger("opentelemetry.exporter.otlp").warning("would loop")
 
@@ -113,7 +211,7 @@ class TestOTLPHandler:
         self, logger_provider: LoggerProvider, log_records: InMemoryLogRecordExporter
     ) -> None:
         _bare_root()
-        install_logging(Settings(log_level="ERROR"), logger_provider)
+        install_logging(Settings(log_level="ERROR", log_format="json"), logger_provider, RESOURCE, None)
         logging.getLogger("app").warning("dropped")
         logging.getLogger("app").error("kept")
 
@@ -121,48 +219,63 @@ class TestOTLPHandler:
 
 
 class TestCoexistence:
-    def test_installing_twice_adds_one_handler(self, logger_provider: LoggerProvider) -> None:
+    def test_installing_twice_adds_each_handler_once(self, logger_provider: LoggerProvider) -> None:
         _bare_root()
-        install_logging(Settings(), logger_provider)
-        install_logging(Settings(), logger_provider)
+        install_logging(JSON, logger_provider, RESOURCE, None)
+        install_logging(JSON, logger_provider, RESOURCE, None)
 
-        assert [type(h) for h in _our_handlers()].count(OTLPHandler) == 1
+        assert sorted(h.__name__ for h in _our_handlers()) == ["ConsoleHandler", "OTLPHandler"]
 
-    def test_console_output_of_an_unconfigured_app_is_unchanged(
-        self, logger_provider: LoggerProvider, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_unconfigured_app_gets_json_lines_on_stdout(self, capsys: pytest.CaptureFixture[str]) -> None:
         _bare_root()
-        install_logging(Settings(), logger_provider)
-        log = logging.getLogger("app")
-        log.info("quiet as before")
-        log.warning("loud as before")
+        install_logging(Settings(), None, RESOURCE, None)  # stdout is not a terminal here: JSON
+        logging.getLogger("app").info("one")
+        logging.getLogger("app").warning("two")
 
-        assert capsys.readouterr().err == "loud as before\n"
+        out = capsys.readouterr().out.splitlines()
+        assert [json.loads(line)["message"] for line in out] == ["one", "two"]
 
-    def test_basic_config_after_us_still_configures_the_app(
+    def test_console_off_keeps_python_default_behaviour(self, capsys: pytest.CaptureFixture[str]) -> None:
+        _bare_root()
+        install_logging(Settings(console_logs="off"), None, RESOURCE, None)
+        logging.getLogger("app").info("quiet as before")
+        logging.getLogger("app").warning("loud as before")
+
+        captured = capsys.readouterr()
+        assert (captured.out, captured.err) == ("", "loud as before\n")
+
+    def test_basic_config_after_us_configures_the_app_and_we_stay_quiet(
         self,
         logger_provider: LoggerProvider,
         log_records: InMemoryLogRecordExporter,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
         _bare_root()
-        install_logging(Settings(), logger_provider)
+        install_logging(JSON, logger_provider, RESOURCE, None)
         stream = io.StringIO()
         logging.basicConfig(stream=stream, level=logging.DEBUG, format="%(levelname)s %(message)s")
         logging.getLogger("app").debug("debug line")
         logging.getLogger("app").warning("warn line")
 
-        # The app's handler prints exactly once; ours still exports, at our level.
+        # The app's handler prints each line once; we print nothing extra; export continues.
         assert stream.getvalue() == "DEBUG debug line\nWARNING warn line\n"
+        assert capsys.readouterr().out == ""
         assert [r.log_record.body for r in log_records.get_finished_logs()] == ["warn line"]
-        assert not any(isinstance(h, ConsoleFallback) for h in logging.getLogger().handlers)
+
+    def test_replace_mode_gives_app_console_handlers_our_format(self) -> None:
+        _bare_root()
+        install_logging(Settings(console_logs="replace", log_format="json"), None, RESOURCE, None)
+        stream = io.StringIO()
+        logging.basicConfig(stream=stream, format="%(message)s")
+        logging.getLogger("app").warning("shaped")
+
+        assert json.loads(stream.getvalue())["message"] == "shaped"
 
     def test_dict_config_replacing_root_handlers_keeps_export(
-        self,
-        logger_provider: LoggerProvider,
-        log_records: InMemoryLogRecordExporter,
+        self, logger_provider: LoggerProvider, log_records: InMemoryLogRecordExporter
     ) -> None:
         _bare_root()
-        install_logging(Settings(), logger_provider)
+        install_logging(JSON, logger_provider, RESOURCE, None)
         stream = io.StringIO()
         config: dict[str, Any] = {
             "version": 1,
@@ -175,13 +288,11 @@ class TestCoexistence:
 
         assert stream.getvalue() == "line\n"
         assert [r.log_record.body for r in log_records.get_finished_logs()] == ["line"]
-        assert [type(h) for h in _our_handlers()] == [OTLPHandler]
+        assert sorted(h.__name__ for h in _our_handlers()) == ["ConsoleHandler", "OTLPHandler"]
 
-    def test_app_handler_added_directly_silences_the_fallback(
-        self, logger_provider: LoggerProvider, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_app_handler_added_directly_silences_ours(self, capsys: pytest.CaptureFixture[str]) -> None:
         _bare_root()
-        install_logging(Settings(), logger_provider)
+        install_logging(JSON, None, RESOURCE, None)
         stream = io.StringIO()
         logging.getLogger("app").addHandler(logging.StreamHandler(stream))
         try:
@@ -190,17 +301,23 @@ class TestCoexistence:
             logging.getLogger("app").handlers.clear()
 
         assert stream.getvalue() == "once\n"
-        assert capsys.readouterr().err == ""
+        assert capsys.readouterr().out == ""
+
+    def test_server_access_loggers_are_replaced_by_default(self) -> None:
+        _bare_root()
+        install_logging(JSON, None, RESOURCE, None)
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "loggers": {"uvicorn.access": {}}})
+
+        assert logging.getLogger("uvicorn.access").disabled
 
 
-class TestStructlog:
-    def test_events_get_ids_and_are_exported(
+class TestStructlogWithAppConfig:
+    def test_app_chain_kept_with_ids_and_export(
         self,
         tracer_provider: TracerProvider,
         logger_provider: LoggerProvider,
         log_records: InMemoryLogRecordExporter,
     ) -> None:
-        _bare_root()
         structlog = pytest.importorskip("structlog")
         output: list[dict[str, Any]] = []
 
@@ -208,23 +325,19 @@ class TestStructlog:
             output.append(dict(event_dict))
             return "rendered"
 
-        saved = structlog.get_config()
-        try:
-            install_logging(Settings(), logger_provider)
-            # The app configures structlog after the distro started: our processor survives.
-            structlog.configure(processors=[structlog.processors.add_log_level, capture])
-            hooks = RequestIds("X-Request-ID", trust_inbound=True)
-            with tracer_provider.get_tracer("t").start_as_current_span("req") as span:
-                hooks.wsgi_request_hook(span, {"HTTP_X_REQUEST_ID": "rid-s"})
-                structlog.get_logger("svc").info("paid", amount=3)
-                ctx = span.get_span_context()
-        finally:
-            structlog.configure(**{k: v for k, v in saved.items() if k != "cache_logger_on_first_use"})
+        install_logging(JSON, logger_provider, RESOURCE, Scrubber())
+        # The app configures structlog after the distro started: our processor survives.
+        structlog.configure(processors=[structlog.processors.add_log_level, capture])
+        with tracer_provider.get_tracer("t").start_as_current_span("req") as span:
+            RequestIds("X-Request-ID", True).wsgi_request_hook(span, {"HTTP_X_REQUEST_ID": "rid-s"})
+            structlog.get_logger("svc").info("paid", amount=3, token="abc")
+            ctx = span.get_span_context()
 
         [event] = output
         assert event["trace_id"] == f"{ctx.trace_id:032x}"
         assert event["span_id"] == f"{ctx.span_id:016x}"
         assert event["request_id"] == "rid-s"
+        assert event["token"] == "[REDACTED]"
         [exported] = [r.log_record for r in log_records.get_finished_logs()]
         assert exported.body == "paid"
         assert exported.trace_id == ctx.trace_id

@@ -109,7 +109,7 @@ class TestResponsePropagator:
             return inject(), trace_id
 
     def test_asgi_headers(self, tracer_provider: TracerProvider) -> None:
-        propagator = RequestIdResponsePropagator("X-Request-ID", server_timing=True)
+        propagator = RequestIdResponsePropagator(RequestIds("X-Request-ID", True), server_timing=True)
         message: dict[str, Any] = {"type": "http.response.start", "status": 500, "headers": []}
 
         _, trace_id = self._in_request(tracer_provider, lambda: propagator.inject(message, setter=asgi_setter))
@@ -121,7 +121,7 @@ class TestResponsePropagator:
         assert headers["access-control-expose-headers"] == "X-Request-ID, Server-Timing"
 
     def test_wsgi_headers_without_server_timing(self, tracer_provider: TracerProvider) -> None:
-        propagator = RequestIdResponsePropagator("X-Request-ID", server_timing=False)
+        propagator = RequestIdResponsePropagator(RequestIds("X-Request-ID", True), server_timing=False)
         headers: list[tuple[str, str]] = []
 
         self._in_request(
@@ -131,7 +131,7 @@ class TestResponsePropagator:
         assert dict(headers) == {"X-Request-ID": "rid-1", "Access-Control-Expose-Headers": "X-Request-ID"}
 
     def test_app_set_header_is_not_duplicated(self, tracer_provider: TracerProvider) -> None:
-        propagator = RequestIdResponsePropagator("X-Request-ID", server_timing=False)
+        propagator = RequestIdResponsePropagator(RequestIds("X-Request-ID", True), server_timing=False)
         headers = [("x-request-id", "from-app")]
 
         self._in_request(
@@ -142,7 +142,9 @@ class TestResponsePropagator:
 
     def test_nothing_outside_a_request(self) -> None:
         headers: list[tuple[str, str]] = []
-        RequestIdResponsePropagator("X-Request-ID", True).inject(headers, setter=default_response_propagation_setter)
+        RequestIdResponsePropagator(RequestIds("X-Request-ID", True), True).inject(
+            headers, setter=default_response_propagation_setter
+        )
         assert headers == []
 
 

@@ -116,5 +116,5 @@ class TestDocs:
         assert all(n.startswith("OTEL_") for n in names)
 
     def test_readme_table_matches_the_declaration(self) -> None:
-        # Regenerate with: otel-distro settings --markdown
+        # Regenerate with: .venv/bin/python scripts/update_readme.py
         assert markdown_table() in README.read_text()

@@ -1,0 +1,140 @@
+"""Secret scrubbing: replace sensitive values, keep their keys so readers see what was removed.
+
+Applied to log fields and messages (stdout and OTLP) and to span attributes before export.
+The collector's redaction/transform processors are the second line of defence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["DEFAULT_KEYS", "REDACTED", "Scrubber"]
+
+REDACTED = "[REDACTED]"
+
+# Key fragments matched case-insensitively anywhere in a key (`X-Api-Key`, `user_password`).
+DEFAULT_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api[-_.]?key",
+    "access[-_.]?key",
+    "private[-_.]?key",
+    "authorization",
+    "auth[-_.]?token",
+    "cookie",
+    "session",
+    "csrf",
+    "xsrf",
+    "credential",
+    "credit[-_.]?card",
+    "card[-_.]?number",
+    "cvv",
+    "cvc",
+    "ssn",
+    "jwt",
+    "bearer",
+    "signature",
+)
+
+# 13-19 digits, optionally grouped by spaces or dashes: candidate card numbers (Luhn-checked).
+_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+# Cheap hints checked before the full patterns: most text contains no secret at all.
+_CARD_HINT = re.compile(r"\d{4}[ -]?\d{4}[ -]?\d{4}")
+_KEY_HINTS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "cookie",
+    "session",
+    "csrf",
+    "xsrf",
+    "credential",
+    "card",
+    "cvv",
+    "cvc",
+    "ssn",
+    "jwt",
+    "bearer",
+    "basic",
+    "signature",
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def _mask_card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return REDACTED if 13 <= len(digits) <= 19 and _luhn(digits) else match.group(0)
+
+
+class Scrubber:
+    """Scrubs mappings and free text; built once from the key fragments."""
+
+    def __init__(self, extra_keys: Iterable[str] = ()) -> None:
+        extra = tuple(k.lower() for k in extra_keys if k)
+        self._hints = _KEY_HINTS + extra
+        self._key_cache: dict[str, bool] = {}
+        fragments = "|".join((*DEFAULT_KEYS, *(re.escape(k) for k in extra)))
+        self._key = re.compile(f"(?i)(?:{fragments})")
+        # key=value, key: value, "key": "value" inside text: keep the key, hide the value.
+        self._pair = re.compile(
+            rf"""(?ix)
+            (?P<key>["']?[\w.-]*(?:{fragments})[\w.-]*["']?\s*[=:]\s*)
+            (?P<value>(?:bearer|basic)\s+[^\s,;&"'}}]+|"[^"]*"|'[^']*'|[^\s,;&"'}}]+)
+            """
+        )
+
+    def _hinted(self, text: str) -> bool:
+        lowered = text.lower()
+        return any(hint in lowered for hint in self._hints)
+
+    def is_sensitive(self, key: str) -> bool:
+        known = self._key_cache.get(key)
+        if known is None:
+            known = self._key.search(key) is not None
+            if len(self._key_cache) < 4096:  # keys repeat; bound the cache anyway
+                self._key_cache[key] = known
+        return known
+
+    def text(self, value: str) -> str:
+        """Hide values of visible key=value pairs, bearer tokens and card numbers."""
+        if not value:
+            return value
+        # Cheap pre-checks first: most log messages contain no secret at all.
+        if self._hinted(value):
+            value = self._pair.sub(lambda m: m.group("key") + REDACTED, value)
+            value = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, value)
+        if _CARD_HINT.search(value):
+            value = _CARD.sub(_mask_card, value)
+        return value
+
+    def value(self, key: str, value: Any) -> Any:
+        if self.is_sensitive(key):
+            return REDACTED
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return self.mapping(value)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.text(v) if isinstance(v, str) else v for v in value)
+        return value
+
+    def mapping(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: self.value(str(key), value) for key, value in data.items()}

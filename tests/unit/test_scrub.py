@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from otel_distro.scrub import REDACTED, Scrubber
+
+SCRUB = Scrubber(["pin"])
+
+
+class TestKeys:
+    @pytest.mark.parametrize(
+        "key",
+        ["password", "user_password", "Authorization", "http.request.header.cookie", "set-cookie", "X-Api-Key",
+         "api_key", "client_secret", "refresh_token", "sessionid", "credit_card", "pin"],
+    )  # fmt: skip
+    def test_sensitive(self, key: str) -> None:
+        assert SCRUB.value(key, "v") == REDACTED
+
+    @pytest.mark.parametrize("key", ["user", "order_id", "http.route", "status"])
+    def test_not_sensitive(self, key: str) -> None:
+        assert SCRUB.value(key, "v") == "v"
+
+    def test_nested_and_lists(self) -> None:
+        assert SCRUB.mapping({"a": {"password": "p"}, "b": ["token=t", "ok"]}) == {
+            "a": {"password": REDACTED},
+            "b": [f"token={REDACTED}", "ok"],
+        }
+
+
+class TestText:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("login password=hunter2 ok", f"login password={REDACTED} ok"),
+            ('{"token": "abc def", "n": 1}', f'{{"token": {REDACTED}, "n": 1}}'),
+            ("Authorization: Bearer abcdefghijkl", f"Authorization: {REDACTED}"),
+            ("sent bearer abcdefghijklmnop", f"sent bearer {REDACTED}"),
+            ("card 4111 1111 1111 1111 paid", f"card {REDACTED} paid"),
+            ("order 1234567890123 ok", "order 1234567890123 ok"),  # fails Luhn: not a card
+            ("order 42 created", "order 42 created"),
+        ],
+    )
+    def test_values_hidden_keys_kept(self, text: str, expected: str) -> None:
+        assert SCRUB.text(text) == expected
