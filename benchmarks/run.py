@@ -1,0 +1,624 @@
+"""Overhead benchmark: uninstrumented vs stock `opentelemetry-distro` vs otel-distro.
+
+    scripts/venv && .venv/bin/python benchmarks/run.py            # full run
+    .venv/bin/python benchmarks/run.py --quick                     # one short round, no features
+
+For FastAPI/uvicorn (1 worker) and Flask/gunicorn (1 sync worker) it starts each variant,
+times start-up (process start to first 200), drives `GET /hello` with wrk, reads RSS and
+CPU time from /proc, and counts what the real collector received for that variant, so a
+variant cannot look fast by dropping telemetry. Variants run interleaved (A B C A B C ...)
+so drift on the machine hits all of them alike; the table shows medians over the rounds,
+each as a ratio to the uninstrumented run. Not a pass/fail test.
+
+It installs what it needs: wrk (Debian), and stock opentelemetry-distro with the same
+frameworks in `benchmarks/.venv-stock`, kept apart so the two distros' entry points never
+meet. Our distro runs from the repository's `.venv`. Results go to `benchmarks/results/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+APPS = HERE / "apps"
+RESULTS = HERE / "results"
+OURS_VENV = REPO / ".venv"
+STOCK_VENV = HERE / ".venv-stock"
+COLLECTOR_BIN = Path(os.environ.get("OTEL_DISTRO_BACKENDS_BIN", REPO / ".backends" / "bin")) / "otelcol"
+COLLECTOR_CONFIG = REPO / "tests" / "integration" / "collector-capture.yaml"
+
+# The stock side: the published distro and OTLP/HTTP exporter of the same SDK/contrib pair as
+# ours, the framework instrumentations `opentelemetry-bootstrap` would pick, the same frameworks.
+STOCK_REQUIREMENTS = (
+    "opentelemetry-distro==0.66b1",
+    "opentelemetry-exporter-otlp-proto-http==1.45.1",
+    "opentelemetry-instrumentation-fastapi==0.66b1",
+    "opentelemetry-instrumentation-flask==0.66b1",
+    "fastapi",
+    "uvicorn",
+    "flask",
+    "gunicorn",
+    "structlog",
+)
+# Stock with all three signals over OTLP/HTTP (its logs need the SDK's logging handler).
+STOCK_ENV = {
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_METRICS_EXPORTER": "otlp",
+    "OTEL_LOGS_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+}
+
+
+# --- set-up ------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("==> installing wrk (apt-get)", flush=True)
+    if subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk") or sys.exit("wrk is not installed and apt-get could not install it")
+
+
+def ensure_stock_venv() -> None:
+    digest = hashlib.sha256("\n".join(STOCK_REQUIREMENTS).encode()).hexdigest()[:12]
+    stamp = STOCK_VENV / f".installed-{digest}"
+    if stamp.exists():
+        return
+    print(f"==> preparing {STOCK_VENV.relative_to(REPO)} (stock opentelemetry-distro)", flush=True)
+    if not (STOCK_VENV / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(STOCK_VENV)], check=True)
+    python = str(STOCK_VENV / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", *STOCK_REQUIREMENTS], check=True)
+    for old in STOCK_VENV.glob(".installed-*"):
+        old.unlink()
+    stamp.touch()
+
+
+# --- where telemetry goes ---------------------------------------------------------------------
+
+
+class Sink:
+    """The real collector writing OTLP JSON files, read incrementally and counted per service.
+
+    Without the collector binary a stand-in answers 200 to every export so the numbers can be
+    developed; it counts nothing, and the results say so.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.real = os.access(COLLECTOR_BIN, os.X_OK)
+        self.port = _free_port()
+        self._offsets: dict[str, int] = {}
+        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        env = {**os.environ, "CAPTURE_DIR": str(directory), "CAPTURE_HTTP_PORT": str(self.port)}
+        if self.real:
+            env["CAPTURE_GRPC_PORT"] = str(_free_port())
+            argv = [str(COLLECTOR_BIN), f"--config={COLLECTOR_CONFIG}"]
+        else:
+            argv = [sys.executable, str(Path(__file__)), "--stand-in-sink", str(self.port)]
+        log = open(directory / "collector.log", "wb")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _wait_port(self.port, 30)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        _terminate(self.process)
+
+    def refresh(self) -> None:
+        """Count what arrived since the last call."""
+        if not self.real:
+            return
+        for signal_name, container, scope_key, items_key in (
+            ("traces", "resourceSpans", "scopeSpans", "spans"),
+            ("logs", "resourceLogs", "scopeLogs", "logRecords"),
+        ):
+            for request in self._new_lines(signal_name):
+                for resource in request.get(container, []):
+                    service = _service_name(resource)
+                    for scope in resource.get(scope_key, []):
+                        self.counts[service][signal_name] += len(scope.get(items_key, []))
+
+    def _new_lines(self, signal_name: str) -> Iterator[dict[str, Any]]:
+        path = self.directory / f"{signal_name}.jsonl"
+        if not path.exists():
+            return
+        with path.open("rb") as f:
+            f.seek(self._offsets.get(signal_name, 0))
+            data = f.read()
+        complete = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self._offsets[signal_name] = self._offsets.get(signal_name, 0) + complete
+        for line in data[:complete].splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+    def received(self, service: str) -> dict[str, int]:
+        self.refresh()
+        return dict(self.counts.get(service, {}))
+
+
+def _service_name(resource: dict[str, Any]) -> str:
+    for attribute in resource.get("resource", {}).get("attributes", []):
+        if attribute.get("key") == "service.name":
+            return str(attribute.get("value", {}).get("stringValue", ""))
+    return ""
+
+
+def stand_in_sink(port: int) -> None:
+    """Answers every OTLP/HTTP export with 200 (used only when the collector is missing)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+# --- processes and probes ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout:g}s")
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM) if _own_group(process) else process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL) if _own_group(process) else process.kill()
+        process.wait(5)
+
+
+def _own_group(process: subprocess.Popen[bytes]) -> bool:
+    try:
+        return os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
+        return False
+
+
+def _get(port: int, path: str, timeout: float = 2.0) -> int | None:
+    """Status of one GET, or None when the server does not answer yet."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def busy_builds() -> int:
+    """Compilers running on the machine (another job's Go build makes numbers untrustworthy)."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"go build" in cmdline or re.search(rb"/compile( |$)", cmdline) or b"/cc1" in cmdline:
+            count += 1
+    return count
+
+
+# --- wrk ----------------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _millis(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def run_wrk(wrk: str, url: str, seconds: float, connections: int) -> dict[str, Any]:
+    argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    result: dict[str, Any] = {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "non_2xx": 0,
+        "socket_errors": 0,
+    }
+    for pct in ("50", "99"):
+        match = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.MULTILINE)
+        result[f"p{pct}_ms"] = _millis(match.group(1)) if match else float("nan")
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        result["non_2xx"] = int(match.group(1))
+    if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        result["socket_errors"] = sum(int(g) for g in match.groups())
+    return result
+
+
+# --- variants -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    framework: str  # fastapi | flask
+    name: str  # none | stock | ours | ours+<feature>
+    kind: str  # none | stock | ours
+    env: tuple[tuple[str, str], ...] = ()
+    path: str = "/hello"
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.framework}/{self.name}"
+
+
+CORE = ("none", "stock", "ours")
+
+
+def variants(frameworks: list[str], features: bool, log_dir: Path) -> list[Variant]:
+    chosen: list[Variant] = []
+    for framework in frameworks:
+        chosen += [
+            Variant(framework, "none", "none", note="uninstrumented"),
+            Variant(framework, "stock", "stock", note="opentelemetry-distro, traces+metrics+logs"),
+            Variant(framework, "ours", "ours", note="otel-distro defaults"),
+        ]
+        if features:
+            log_file = str(log_dir / f"{framework}-app.log")
+            chosen += [
+                Variant(framework, "ours+log_file", "ours", (("OTEL_DISTRO_LOG_FILE", log_file),), note="rotated file"),
+                Variant(framework, "ours+scrub=false", "ours", (("OTEL_DISTRO_SCRUB", "false"),), note="no scrubbing"),
+                Variant(framework, "ours+structlog", "ours", path="/hello-structlog", note="route logs via structlog"),
+                Variant(framework, "ours+access_log=off", "ours", (("OTEL_DISTRO_ACCESS_LOG", "off"),)),
+            ]
+    return chosen
+
+
+def _argv(variant: Variant, port: int) -> list[str]:
+    bin_dir = (STOCK_VENV if variant.kind == "stock" else OURS_VENV) / "bin"
+    if variant.framework == "fastapi":
+        server = [str(bin_dir / "uvicorn"), "fastapi_hello:app", "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        server = [str(bin_dir / "gunicorn"), "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}", "flask_hello:app"]
+    if variant.kind == "none":
+        return server
+    return [str(bin_dir / "opentelemetry-instrument"), *server]
+
+
+def _env(variant: Variant, service: str, endpoint: str) -> dict[str, str]:
+    # A production-like environment: no OTEL_* leaking in from the caller, bytecode cached,
+    # stdout buffered as a service's would be when written to a pipe or file.
+    drop = ("OTEL_", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    bin_dir = (STOCK_VENV if variant.kind == "stock" else OURS_VENV) / "bin"
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    if variant.kind != "none":
+        env.update({"OTEL_SERVICE_NAME": service, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint})
+    if variant.kind == "stock":
+        env.update(STOCK_ENV)
+    env.update(dict(variant.env))
+    return env
+
+
+@dataclass
+class Options:
+    wrk: str
+    duration: float
+    warmup: float
+    connections: int
+    work_dir: Path
+    keep_output: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def measure(variant: Variant, round_no: int, sink: Sink, options: Options) -> dict[str, Any]:
+    """One start-load-stop cycle of one variant."""
+    port = _free_port()
+    service = f"bench-{variant.framework}-{variant.name}-r{round_no}".replace("+", "-").replace("=", "-")
+    output = options.work_dir / f"{service}.out"
+    builds = busy_builds()
+    load_before = os.getloadavg()[0]
+    with output.open("wb") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            _argv(variant, port),
+            env=_env(variant, service, sink.endpoint),
+            cwd=APPS,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        probes, startup = 0, None
+        deadline = started + 60
+        while time.perf_counter() < deadline and process.poll() is None:
+            status = _get(port, variant.path)
+            if status is not None:
+                probes += 1
+                if status == 200:
+                    startup = time.perf_counter() - started
+                    break
+            time.sleep(0.01)
+        if startup is None:
+            raise RuntimeError(f"{variant.key} did not start:\n{output.read_text(errors='replace')[-3000:]}")
+        server_pid = (_children(process.pid) or [process.pid])[0] if variant.framework == "flask" else process.pid
+        url = f"http://127.0.0.1:{port}{variant.path}"
+        warm = run_wrk(options.wrk, url, options.warmup, options.connections) if options.warmup else {"requests": 0}
+        cpu_before = _cpu_seconds(server_pid)
+        load = run_wrk(options.wrk, url, options.duration, options.connections)
+        cpu = _cpu_seconds(server_pid) - cpu_before
+        rss = _rss_mb(server_pid)
+        sent = probes + warm["requests"] + load["requests"]
+        received = _await_telemetry(sink, service, sent) if variant.kind != "none" else {}
+    finally:
+        _terminate(process)
+    if variant.kind != "none" and sink.real:
+        time.sleep(0.5)  # the final flush at shutdown, then the collector's file flush
+        received = sink.received(service)
+    result = {
+        "variant": variant.key,
+        "framework": variant.framework,
+        "name": variant.name,
+        "round": round_no,
+        "service": service,
+        "startup_s": startup,
+        "rss_mb": rss,
+        "cpu_us_per_req": cpu / max(load["requests"], 1) * 1e6,
+        "requests_sent": sent,
+        "spans_received": received.get("traces") if sink.real and variant.kind != "none" else None,
+        "logs_received": received.get("logs") if sink.real and variant.kind != "none" else None,
+        "busy_builds": builds,
+        "loadavg_before": load_before,
+        **{k: v for k, v in load.items() if k != "requests"},
+        "requests_measured": load["requests"],
+    }
+    if not options.keep_output:
+        output.unlink(missing_ok=True)
+    return result
+
+
+def _await_telemetry(sink: Sink, service: str, sent: int, timeout: float = 12) -> dict[str, int]:
+    """Give the batch processors time to export (default delays: spans 5 s, logs 1 s)."""
+    if not sink.real:
+        return {}
+    deadline = time.monotonic() + timeout
+    last: dict[str, int] = {}
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        now = sink.received(service)
+        if now != last:
+            last, stable_since = now, time.monotonic()
+        elif now.get("traces", 0) >= sent and time.monotonic() - stable_since > 1.5:
+            break
+        time.sleep(0.5)
+    return last
+
+
+# --- summary ----------------------------------------------------------------------------------
+
+
+def summarize(runs: list[dict[str, Any]], order: list[Variant]) -> list[dict[str, Any]]:
+    by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        by_key[run["variant"]].append(run)
+    rows = []
+    for variant in order:
+        mine = by_key.get(variant.key)
+        if not mine:
+            continue
+        row: dict[str, Any] = {"variant": variant.key, "note": variant.note, "rounds": len(mine)}
+        for metric in ("rps", "p50_ms", "p99_ms", "startup_s", "rss_mb", "cpu_us_per_req"):
+            row[metric] = statistics.median(r[metric] for r in mine)
+        spans = [r["spans_received"] for r in mine if r["spans_received"] is not None]
+        logs = [r["logs_received"] for r in mine if r["logs_received"] is not None]
+        sent = sum(r["requests_sent"] for r in mine)
+        row["spans_per_request"] = sum(spans) / sent if spans else None
+        row["logs_per_request"] = sum(logs) / sent if logs else None
+        row["errors"] = sum(r["non_2xx"] + r["socket_errors"] for r in mine)
+        rows.append(row)
+    for row in rows:
+        base = next((r for r in rows if r["variant"] == row["variant"].split("/")[0] + "/none"), None)
+        if base:
+            row["rps_x"] = row["rps"] / base["rps"]
+            row["p50_x"] = row["p50_ms"] / base["p50_ms"]
+            row["p99_x"] = row["p99_ms"] / base["p99_ms"]
+            row["startup_x"] = row["startup_s"] / base["startup_s"]
+            row["startup_delta_s"] = row["startup_s"] - base["startup_s"]
+            row["rss_x"] = row["rss_mb"] / base["rss_mb"]
+            row["rss_delta_mb"] = row["rss_mb"] - base["rss_mb"]
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| variant | req/s (×) | p50 ms (×) | p99 ms (×) | start-up s (×, +s) | RSS MB (×, +MB) "
+        "| CPU µs/req | spans/req | logs/req |"
+    )
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+
+        def per(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.3f}"
+
+        lines.append(
+            f"| {r['variant']} | {r['rps']:,.0f} ({r.get('rps_x', 1):.2f}) "
+            f"| {r['p50_ms']:.2f} ({r.get('p50_x', 1):.2f}) | {r['p99_ms']:.2f} ({r.get('p99_x', 1):.2f}) "
+            f"| {r['startup_s']:.2f} ({r.get('startup_x', 1):.2f}, {r.get('startup_delta_s', 0):+.2f}) "
+            f"| {r['rss_mb']:.1f} ({r.get('rss_x', 1):.2f}, {r.get('rss_delta_mb', 0):+.1f}) "
+            f"| {r['cpu_us_per_req']:.0f} | {per(r['spans_per_request'])} | {per(r['logs_per_request'])} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(), "kernel": platform.release()}
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--duration", type=float, default=10, help="seconds of measured load per run")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of unmeasured load first")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections (1 wrk thread)")
+    parser.add_argument("--frameworks", default="fastapi,flask")
+    parser.add_argument("--only", default="", help="comma-separated variant names, e.g. none,ours")
+    parser.add_argument("--no-features", action="store_true", help="only none, stock and ours")
+    parser.add_argument("--quick", action="store_true", help="1 round of 5 s, no features")
+    parser.add_argument("--keep-output", action="store_true", help="keep each app's stdout in results/")
+    parser.add_argument("--stand-in-sink", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.stand_in_sink:
+        stand_in_sink(args.stand_in_sink)
+        return 0
+    if args.quick:
+        args.rounds, args.duration, args.warmup, args.no_features = 1, 5, 1, True
+
+    wrk = ensure_wrk()
+    ensure_stock_venv()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="run-", dir=RESULTS))
+    chosen = variants(args.frameworks.split(","), not args.no_features, work_dir)
+    if args.only:
+        wanted = set(args.only.split(","))
+        chosen = [v for v in chosen if v.name in wanted]
+    options = Options(wrk, args.duration, args.warmup, args.connections, work_dir, args.keep_output)
+
+    sink = Sink(work_dir)
+    if not sink.real:
+        print(
+            f"!! {COLLECTOR_BIN} is missing: exporting to a stand-in that accepts everything; "
+            "received counts are NOT checked (install the backends for real numbers)",
+            flush=True,
+        )
+    runs: list[dict[str, Any]] = []
+    try:
+        for round_no in range(1, args.rounds + 1):
+            for variant in chosen:
+                run = measure(variant, round_no, sink, options)
+                runs.append(run)
+                print(
+                    f"[{round_no}/{args.rounds}] {variant.key:<28} {run['rps']:>8,.0f} req/s  "
+                    f"p50 {run['p50_ms']:6.2f} ms  p99 {run['p99_ms']:7.2f} ms  start {run['startup_s']:.2f} s  "
+                    f"RSS {run['rss_mb']:5.1f} MB  spans {run['spans_received']}/{run['requests_sent']}  "
+                    f"logs {run['logs_received']}" + ("  [BUILD RUNNING]" if run["busy_builds"] else ""),
+                    flush=True,
+                )
+    finally:
+        sink.stop()
+
+    rows = summarize(runs, chosen)
+    noisy = sum(1 for r in runs if r["busy_builds"])
+    report = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "collector": "otelcol (tests/integration/collector-capture.yaml)" if sink.real else "stand-in (not counted)",
+        "settings": {k: v for k, v in vars(args).items() if k != "stand_in_sink"},
+        "runs_with_build_running": noisy,
+        "summary": rows,
+        "runs": runs,
+    }
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"bench-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2))
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
+    if not args.keep_output:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    print()
+    print(table(rows))
+    print(f"\n{report['date']} · {machine()['cores']} cores · collector: {report['collector']} · JSON: {path}")
+    if noisy:
+        print(f"!! {noisy} run(s) overlapped a compiler on this machine: treat those numbers with suspicion")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
