@@ -74,6 +74,7 @@ COMPOSE_TARGETS = {
     "otelcol": "otel-collector:8888",
     "loki": "loki:3100",
     "tempo": "tempo:3200",
+    "alertmanager": "alertmanager:9093",
 }
 
 
@@ -97,6 +98,8 @@ class Ports:
     # Offset from the collector's OTLP ports, which take 4317/4318 natively.
     tempo_otlp_grpc: int = 4417
     tempo_otlp_http: int = 4418
+    # Where Prometheus sends alerts; the stack does not run Alertmanager itself.
+    alertmanager: int = 9093
 
     @classmethod
     def free(cls, host: str = "127.0.0.1") -> Ports:
@@ -258,6 +261,7 @@ class Stack:
                 "otelcol": addr + str(self.ports.collector_metrics),
                 "loki": addr + str(self.ports.loki_http),
                 "tempo": addr + str(self.ports.tempo_http),
+                "alertmanager": addr + str(self.ports.alertmanager),
             },
             source.parent,
         )
