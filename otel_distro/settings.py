@@ -120,6 +120,13 @@ def _header_name(raw: str) -> str:
     return value
 
 
+def _url_path(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith("/") or any(ch in value for ch in " ?#"):
+        raise _Invalid("a URL path starting with '/'")
+    return value.rstrip("/") or "/"
+
+
 def _setting(env: str, default: Any, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
     """Declare one setting as a dataclass field carrying its environment variable."""
     return field(default=default, metadata={"env": env, "parse": parse, "doc": doc, "secret": secret})
@@ -354,6 +361,82 @@ class Settings:
         "At most one export-failure warning per exporter per this many seconds.",
     )
 
+    # Health endpoints (`otel_distro.health`).
+    health: bool = _setting(
+        "OTEL_DISTRO_HEALTH",
+        False,
+        _bool,
+        "Add the three health endpoints below to every FastAPI and Flask app (or add them in code, one line).",
+    )
+    health_path: str = _setting(
+        "OTEL_DISTRO_HEALTH_PATH",
+        "/health",
+        _url_path,
+        "Detailed health view: status, service, uptime, each check, exporters' last success and failure.",
+    )
+    health_live_path: str = _setting(
+        "OTEL_DISTRO_HEALTH_LIVE_PATH",
+        "/health/live",
+        _url_path,
+        "Liveness: 200 while the process serves requests; never runs checks.",
+    )
+    health_ready_path: str = _setting(
+        "OTEL_DISTRO_HEALTH_READY_PATH",
+        "/health/ready",
+        _url_path,
+        "Readiness: runs the registered checks concurrently; 200 when all pass, else 503 naming the failing ones.",
+    )
+    health_check_timeout: float = _setting(
+        "OTEL_DISTRO_HEALTH_CHECK_TIMEOUT",
+        2.0,
+        _number(float, 0.01, 300),
+        "Seconds a health check may take before it counts as failed (`add_check(timeout=...)` overrides it).",
+    )
+    # Upstream variables read by `otel-distro doctor` (the SDK reads them itself).
+    otlp_headers: str | None = _setting(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        None,
+        _optional_str,
+        "Upstream variable: `key=value,...` headers sent to the collector (often a token); masked by the doctor.",
+        secret=True,
+    )
+    otlp_traces_endpoint: str | None = _setting(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        None,
+        _optional_str,
+        "Upstream variable: collector URL for traces only (over HTTP the full URL, `.../v1/traces`).",
+    )
+    otlp_metrics_endpoint: str | None = _setting(
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        None,
+        _optional_str,
+        "Upstream variable: collector URL for metrics only (over HTTP the full URL, `.../v1/metrics`).",
+    )
+    otlp_logs_endpoint: str | None = _setting(
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        None,
+        _optional_str,
+        "Upstream variable: collector URL for logs only (over HTTP the full URL, `.../v1/logs`).",
+    )
+    python_distro: str | None = _setting(
+        "OTEL_PYTHON_DISTRO",
+        None,
+        _optional_str,
+        "Upstream variable: the distro `opentelemetry-instrument` loads when several are installed (`otel_distro`).",
+    )
+    python_configurator: str | None = _setting(
+        "OTEL_PYTHON_CONFIGURATOR",
+        None,
+        _optional_str,
+        "Upstream variable: the configurator loaded when several are installed (ours: `otel_distro`).",
+    )
+    disabled_instrumentations: tuple[str, ...] = _setting(
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+        (),
+        _csv,
+        "Upstream variable: instrumentations not loaded, comma-separated entry-point names (`urllib3,requests`).",
+    )
+
     # Where each value came from, for `otel-distro doctor`; not a setting itself.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -393,6 +476,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 _format_default(f.default),
             )
     return Settings(**values, sources=sources)
+
+
+def invalid_settings(environ: Mapping[str, str] | None = None) -> list[tuple[Any, str, str]]:
+    """`(field, raw value, what was expected)` for each variable set to a value that cannot be used."""
+    env = os.environ if environ is None else environ
+    found: list[tuple[Any, str, str]] = []
+    for f in setting_fields():
+        raw = env.get(f.metadata["env"])
+        if raw is None:
+            continue
+        try:
+            f.metadata["parse"](raw)
+        except _Invalid as err:
+            found.append((f, raw, str(err)))
+    return found
 
 
 _settings: Settings | None = None
