@@ -85,6 +85,12 @@ def _active_for(context: Context | None = None) -> _Active | None:
     return active if span_context.trace_id == active.trace_id else None
 
 
+def request_id_for_trace(trace_id: int) -> str | None:
+    """The request ID when the request being handled has this trace ID (the log-record path)."""
+    active = _active.get()
+    return active.request_id if active is not None and active.trace_id == trace_id else None
+
+
 def get_request_id(context: Context | None = None) -> str | None:
     """The ID of the request being handled, or None outside a request."""
     active = _active_for(context)

@@ -66,6 +66,8 @@ _KEY_HINTS = (
     "basic",
     "signature",
 )
+_TEXT_CACHE_SIZE = 4096
+_CACHED_TEXT_LENGTH = 256
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 
@@ -89,8 +91,11 @@ class Scrubber:
 
     def __init__(self, extra_keys: Iterable[str] = ()) -> None:
         extra = tuple(k.lower() for k in extra_keys if k)
-        self._hints = _KEY_HINTS + extra
+        # One case-insensitive search instead of lowering the text and testing each hint.
+        self._hint = re.compile("|".join(re.escape(h) for h in _KEY_HINTS + extra), re.IGNORECASE)
         self._key_cache: dict[str, bool] = {}
+        # Scrubbed text by input: span attributes and log fields repeat from request to request.
+        self._text_cache: dict[str, str] = {}
         fragments = "|".join((*DEFAULT_KEYS, *(re.escape(k) for k in extra)))
         self._key = re.compile(f"(?i)(?:{fragments})")
         # key=value, key: value, "key": "value" inside text: keep the key, hide the value.
@@ -102,8 +107,7 @@ class Scrubber:
         )
 
     def _hinted(self, text: str) -> bool:
-        lowered = text.lower()
-        return any(hint in lowered for hint in self._hints)
+        return self._hint.search(text) is not None
 
     def is_sensitive(self, key: str) -> bool:
         known = self._key_cache.get(key)
@@ -117,13 +121,21 @@ class Scrubber:
         """Hide values of visible key=value pairs, bearer tokens and card numbers."""
         if not value:
             return value
+        cached = self._text_cache.get(value)
+        if cached is not None:
+            return cached
+        scrubbed = value
         # Cheap pre-checks first: most log messages contain no secret at all.
-        if self._hinted(value):
-            value = self._pair.sub(lambda m: m.group("key") + REDACTED, value)
-            value = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, value)
-        if _CARD_HINT.search(value):
-            value = _CARD.sub(_mask_card, value)
-        return value
+        if self._hinted(scrubbed):
+            scrubbed = self._pair.sub(lambda m: m.group("key") + REDACTED, scrubbed)
+            scrubbed = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, scrubbed)
+        if _CARD_HINT.search(scrubbed):
+            scrubbed = _CARD.sub(_mask_card, scrubbed)
+        if len(value) <= _CACHED_TEXT_LENGTH:
+            if len(self._text_cache) >= _TEXT_CACHE_SIZE:
+                self._text_cache.clear()
+            self._text_cache[value] = scrubbed
+        return scrubbed
 
     def value(self, key: str, value: Any) -> Any:
         if self.is_sensitive(key):
@@ -137,4 +149,17 @@ class Scrubber:
         return value
 
     def mapping(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {key: self.value(str(key), value) for key, value in data.items()}
+        # `value()` for each item, with the common cases inlined: this runs for every span and log event.
+        is_sensitive, text = self.is_sensitive, self.text
+        scrubbed: dict[str, Any] = {}
+        for key, value in data.items():
+            kind = type(value)
+            if is_sensitive(key if type(key) is str else str(key)):
+                scrubbed[key] = REDACTED
+            elif kind is str:
+                scrubbed[key] = text(value)
+            elif kind is int or kind is float or kind is bool or value is None:
+                scrubbed[key] = value
+            else:
+                scrubbed[key] = self.value(str(key), value)
+        return scrubbed

@@ -8,7 +8,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from otel_distro.request_id import get_request_id
+from otel_distro.request_id import request_id_for_trace
 
 # LogRecord attribute names: prefixed so an app's own `extra={"trace_id": ...}` never collides.
 TRACE_ID = "otel_trace_id"
@@ -22,10 +22,11 @@ def current_ids() -> tuple[str, str, str]:
     span_context = trace.get_current_span().get_span_context()
     if not span_context.is_valid:
         return "", "", ""
+    trace_id = span_context.trace_id
     return (
-        f"{span_context.trace_id:032x}",
+        f"{trace_id:032x}",
         f"{span_context.span_id:016x}",
-        get_request_id() or "",
+        request_id_for_trace(trace_id) or "",
     )
 
 

@@ -50,11 +50,19 @@ class Service:
     environment: str
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def iso_utc(epoch: float) -> str:
     """ISO-8601 UTC with milliseconds: 2026-11-23T09:48:10.126Z."""
+    global _last_second
     seconds = int(epoch)
     millis = int((epoch - seconds) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    second, text = _last_second  # one tuple read: safe when threads race
+    if second != seconds:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, text)
+    return f"{text}.{millis:03d}Z"
 
 
 def exception_fields(exc_info: Any) -> dict[str, str] | None:

@@ -26,9 +26,12 @@ _NOT_ATTRIBUTES = frozenset(CORE) | {"service", "service_version", "environment"
 _FEEDBACK = ("opentelemetry", "otel_distro.exporters", "otel_distro.shutdown")
 
 
+_PRIMITIVES = (str, bool, int, float)
+
+
 def attribute_value(value: Any) -> Any:
     """OTLP attributes take primitives and lists of them; everything else becomes text."""
-    if isinstance(value, (str, bool, int, float)):
+    if type(value) in _PRIMITIVES or isinstance(value, _PRIMITIVES):
         return value
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, bool, int, float)) for v in value):
         return list(value)
