@@ -35,7 +35,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -511,7 +511,7 @@ def summarize(runs: list[dict[str, Any]], order: list[Variant]) -> list[dict[str
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| variant | req/s (×) | p50 ms (×) | p99 ms (×) | start-up s (×, +s) | RSS MB (×, +MB) "
+        "| variant | req/s (x) | p50 ms (x) | p99 ms (x) | start-up s (x, +s) | RSS MB (x, +MB) "
         "| CPU µs/req | spans/req | logs/req |"
     )
     lines = [head, "|" + "---|" * 9]
@@ -553,6 +553,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated variant names, e.g. none,ours")
     parser.add_argument("--no-features", action="store_true", help="only none, stock and ours")
     parser.add_argument("--quick", action="store_true", help="1 round of 5 s, no features")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra variable for `ours` variants (repeatable)",
+    )
     parser.add_argument("--keep-output", action="store_true", help="keep each app's stdout in results/")
     parser.add_argument("--stand-in-sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -562,11 +569,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rounds, args.duration, args.warmup, args.no_features = 1, 5, 1, True
 
+    # A SIGTERM still stops the apps and the collector this run started (the `finally` below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wrk = ensure_wrk()
     ensure_stock_venv()
     RESULTS.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="run-", dir=RESULTS))
     chosen = variants(args.frameworks.split(","), not args.no_features, work_dir)
+    if args.env:
+        extra = tuple(tuple(item.split("=", 1)) for item in args.env)
+        chosen = [replace(v, env=v.env + extra) if v.kind == "ours" else v for v in chosen]  # type: ignore[arg-type]
     if args.only:
         wanted = set(args.only.split(","))
         chosen = [v for v in chosen if v.name in wanted]
