@@ -1,0 +1,666 @@
+#!/usr/bin/env python3
+"""Grafana dashboards of the otel-distro stack, as code (grafana-foundation-sdk).
+
+    python stack/grafana/dashboards.py          # rewrite stack/grafana/dashboards/*.json
+    python stack/grafana/dashboards.py --check  # exit 1 when a JSON file is out of date
+
+The JSON files are committed and provisioned by Grafana
+(stack/grafana/provisioning/dashboards/); edit this file, never the JSON.
+
+Where the data comes from:
+
+* Service metrics reach Prometheus by remote write from the collector: ``job``
+  is the service name, ``instance`` the service instance, and every other
+  resource attribute sits on ``target_info`` only. The ``environment``
+  variable therefore filters by joining ``target_info`` (``ENV_JOIN``).
+* The collector's own metrics are scraped (job ``otel-collector``); Loki's and
+  Tempo's too (jobs ``loki``, ``tempo``).
+* Logs are in Loki with ``service_name`` and ``deployment_environment_name``
+  as labels and the rest (``trace_id``, ``severity_number``,
+  ``exception_type``) as structured metadata.
+* Traces are in Tempo; the service map comes from Tempo's metrics-generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import (
+    bargauge,
+    common,
+    dashboard,
+    logs,
+    loki,
+    nodegraph,
+    prometheus,
+    stat,
+    table,
+    tempo,
+    timeseries,
+)
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.variants import Dataquery
+from grafana_foundation_sdk.models.common import (
+    BarGaugeDisplayMode,
+    LegendDisplayMode,
+    LegendPlacement,
+    LogsSortOrder,
+    VisibilityMode,
+    VizOrientation,
+)
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DashboardLinkType,
+    DataSourceRef,
+    VariableRefresh,
+    VariableSort,
+)
+from grafana_foundation_sdk.models.tempo import SearchTableType
+
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+TAG = "otel-distro"
+
+# The UIDs of stack/grafana/provisioning/datasources/datasources.yml.
+PROMETHEUS = DataSourceRef(type_val="prometheus", uid="prometheus")
+LOKI = DataSourceRef(type_val="loki", uid="loki")
+TEMPO = DataSourceRef(type_val="tempo", uid="tempo")
+
+# ---- PromQL building blocks ----------------------------------------------------------
+
+HTTP = "http_server_request_duration_seconds"
+SERVICE = 'job=~"$service"'
+# Keeps only series of instances whose target_info is in the selected environment(s).
+ENV_JOIN = (
+    "* on (job, instance) group_left () group by (job, instance) "
+    '(target_info{deployment_environment_name=~"$environment"})'
+)
+RUNTIME = 'job=~"$service", instance=~"$instance"'
+COLLECTOR = 'job="otel-collector", instance=~"$collector"'
+SIGNALS = (("spans", "spans"), ("metric_points", "metric points"), ("log_records", "log records"))
+# Extra matchers for the HTTP server metrics.
+SERVER_ERROR = ', http_response_status_code=~"5.."'
+FAILED = ', error_type!=""'
+
+# Loki selector of the chosen services and environments (both labels come from OTLP resource attributes).
+LOGS = '{service_name=~"$service", deployment_environment_name=~"$environment"}'
+# TraceQL condition on the same two variables.
+TRACES = 'resource.service.name =~ "$service" && resource.deployment.environment.name =~ "$environment"'
+
+
+def env_rate(metric: str, matchers: str = "", selector: str = SERVICE) -> str:
+    """Per-second rate of ``metric`` for the chosen services, restricted to the chosen environments."""
+    return f"(rate({metric}{{{selector}{matchers}}}[$__rate_interval]) {ENV_JOIN})"
+
+
+def env_gauge(metric: str, selector: str = RUNTIME) -> str:
+    return f"({metric}{{{selector}}} {ENV_JOIN})"
+
+
+def route_quantile(q: float) -> str:
+    return f"histogram_quantile({q}, sum by (job, http_route, le) {env_rate(HTTP + '_bucket')})"
+
+
+# ---- panels ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str = ""
+    exemplars: bool = False
+    instant: bool = False
+
+
+def prom(query: Query, ref_id: str) -> prometheus.Dataquery:
+    target = prometheus.Dataquery().expr(query.expr).ref_id(ref_id).datasource(PROMETHEUS)
+    if query.legend:
+        target = target.legend_format(query.legend)
+    if query.exemplars:
+        target = target.exemplar(True)
+    return target.instant() if query.instant else target.range()
+
+
+def prom_targets(queries: Sequence[Query]) -> list[Builder[Dataquery]]:
+    return [prom(query, chr(ord("A") + i)) for i, query in enumerate(queries)]
+
+
+def graph(title: str, unit: str, queries: Sequence[Query], description: str = "", width: int = 12) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(PROMETHEUS)
+        .unit(unit)
+        .span(width)
+        .height(8)
+        .fill_opacity(10)
+        .show_points(VisibilityMode.NEVER)
+        .legend(
+            common.VizLegendOptions()
+            .display_mode(LegendDisplayMode.TABLE)
+            .placement(LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+    )
+    return panel.targets(prom_targets(queries))
+
+
+def single_stat(title: str, unit: str, query: Query, description: str = "") -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(PROMETHEUS)
+        .unit(unit)
+        .span(8)
+        .height(4)
+        .targets(prom_targets([query]))
+    )
+
+
+def top_list(title: str, query: Query, description: str = "") -> bargauge.Panel:
+    return (
+        bargauge.Panel()
+        .title(title)
+        .description(description)
+        .datasource(PROMETHEUS)
+        .unit("short")
+        .span(12)
+        .height(8)
+        .orientation(VizOrientation.HORIZONTAL)
+        .display_mode(BarGaugeDisplayMode.BASIC)
+        .targets(prom_targets([query]))
+    )
+
+
+def trace_table(title: str, traceql: str, description: str = "") -> table.Panel:
+    target = (
+        tempo.TempoQuery()
+        .ref_id("A")
+        .datasource(TEMPO)
+        .query_type("traceql")
+        .query(traceql)
+        .table_type(SearchTableType.TRACES)
+        .limit(20)
+    )
+    return table.Panel().title(title).description(description).datasource(TEMPO).span(24).height(8).targets([target])
+
+
+def log_panel(title: str, logql: str, description: str = "") -> logs.Panel:
+    target = loki.Dataquery().ref_id("A").datasource(LOKI).expr(logql).query_type("range")
+    return (
+        logs.Panel()
+        .title(title)
+        .description(description)
+        .datasource(LOKI)
+        .span(24)
+        .height(10)
+        .show_time(True)
+        .wrap_log_message(True)
+        .enable_log_details(True)
+        .sort_order(LogsSortOrder.DESCENDING)
+        .targets([target])
+    )
+
+
+def log_top_list(title: str, logql: str, legend: str, description: str = "") -> bargauge.Panel:
+    target = (
+        loki.Dataquery()
+        .ref_id("A")
+        .datasource(LOKI)
+        .expr(logql)
+        .legend_format(legend)
+        .query_type("instant")
+        .instant(True)
+    )
+    return (
+        bargauge.Panel()
+        .title(title)
+        .description(description)
+        .datasource(LOKI)
+        .unit("short")
+        .span(12)
+        .height(8)
+        .orientation(VizOrientation.HORIZONTAL)
+        .display_mode(BarGaugeDisplayMode.BASIC)
+        .targets([target])
+    )
+
+
+def service_map() -> nodegraph.Panel:
+    # Service-graph metrics name both ends of a call: show every edge touching a chosen service.
+    target = (
+        tempo.TempoQuery()
+        .ref_id("A")
+        .datasource(TEMPO)
+        .query_type("serviceMap")
+        .service_map_query(['{client=~"$service"}', '{server=~"$service"}'])
+    )
+    return (
+        nodegraph.Panel()
+        .title("Service map")
+        .description("Calls between services, from Tempo's metrics-generator (service graph).")
+        .datasource(TEMPO)
+        .span(24)
+        .height(10)
+        .targets([target])
+    )
+
+
+# ---- template variables ----------------------------------------------------------
+
+
+def prom_variable(name: str, label: str, query: str) -> dashboard.QueryVariable:
+    # `.+` rather than `.*` for "All": LogQL refuses selectors that can match the empty string.
+    return (
+        dashboard.QueryVariable(name)
+        .label(label)
+        .datasource(PROMETHEUS)
+        .query(query)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".+")
+    )
+
+
+def environment_variable() -> dashboard.QueryVariable:
+    return prom_variable("environment", "Environment", "label_values(target_info, deployment_environment_name)")
+
+
+def service_variable() -> dashboard.QueryVariable:
+    return prom_variable(
+        "service", "Service", 'label_values(target_info{deployment_environment_name=~"$environment"}, job)'
+    )
+
+
+def instance_variable() -> dashboard.QueryVariable:
+    return prom_variable(
+        "instance",
+        "Instance",
+        'label_values(target_info{deployment_environment_name=~"$environment", job=~"$service"}, instance)',
+    )
+
+
+def new_dashboard(uid: str, title: str, description: str) -> dashboard.Dashboard:
+    links = (
+        dashboard.DashboardLink("otel-distro dashboards")
+        .type(DashboardLinkType.DASHBOARDS)
+        .tags([TAG])
+        .as_dropdown(True)
+        .include_vars(True)
+        .keep_time(True)
+    )
+    return (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags([TAG])
+        .time("now-1h", "now")
+        .refresh("30s")
+        .timezone("browser")
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .link(links)
+        .readonly()
+    )
+
+
+# ---- the dashboards --------------------------------------------------------------
+
+
+def service_overview() -> dashboard.Dashboard:
+    count = HTTP + "_count"
+    requests = f"sum by (job, http_route) {env_rate(count)}"
+    server_errors = f"sum by (job, http_route) {env_rate(count, SERVER_ERROR)}"
+    by_error_type = (
+        f"sum by (job, http_route, error_type) {env_rate(count, FAILED)}"
+        f" / on (job, http_route) group_left () {requests}"
+    )
+    return (
+        new_dashboard(
+            "otel-distro-service-overview",
+            "Service overview",
+            "RED per route of the chosen services: rate, errors, latency with exemplars linking to traces.",
+        )
+        .with_variable(environment_variable())
+        .with_variable(service_variable())
+        .with_row(dashboard.Row("Totals"))
+        .with_panel(single_stat("Requests", "reqps", Query(f"sum {env_rate(count)}")))
+        .with_panel(
+            single_stat(
+                "5xx ratio",
+                "percentunit",
+                Query(f"sum {env_rate(count, SERVER_ERROR)} / sum {env_rate(count)}"),
+            )
+        )
+        .with_panel(
+            single_stat(
+                "p95 latency",
+                "s",
+                Query(f"histogram_quantile(0.95, sum by (le) {env_rate(HTTP + '_bucket')})"),
+            )
+        )
+        .with_row(dashboard.Row("Per route"))
+        .with_panel(graph("Request rate", "reqps", [Query(requests, "{{job}} {{http_route}}")]))
+        .with_panel(
+            graph(
+                "Error ratio by error type",
+                "percentunit",
+                [Query(by_error_type, "{{job}} {{http_route}} {{error_type}}")],
+                "Share of requests that failed, split by error.type (exception class or status code).",
+            )
+        )
+        .with_panel(
+            graph(
+                "5xx ratio",
+                "percentunit",
+                [Query(f"{server_errors} / {requests}", "{{job}} {{http_route}}")],
+                "The HighHttpErrorRatio alert fires above 5 % over 5 minutes.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Latency p50 / p95 / p99",
+                "s",
+                [
+                    Query(route_quantile(0.5), "p50 {{job}} {{http_route}}"),
+                    Query(route_quantile(0.95), "p95 {{job}} {{http_route}}", exemplars=True),
+                    Query(route_quantile(0.99), "p99 {{job}} {{http_route}}"),
+                ],
+                "Exemplar dots open the trace of a request behind the point.",
+            )
+        )
+        .with_row(dashboard.Row("Traces"))
+        .with_panel(service_map())
+        .with_panel(
+            trace_table(
+                "Slow requests",
+                f"{{ {TRACES} && kind = server && duration > 500ms }}",
+                "Server spans slower than 500 ms; open one for its logs and metrics.",
+            )
+        )
+    )
+
+
+def errors() -> dashboard.Dashboard:
+    count = HTTP + "_count"
+    failures = env_rate(count, FAILED)
+    return (
+        new_dashboard(
+            "otel-distro-errors",
+            "Errors",
+            "What fails: exception types from metrics and logs, error logs, failing traces.",
+        )
+        .with_variable(environment_variable())
+        .with_variable(service_variable())
+        .with_panel(
+            top_list(
+                "Top error types (requests)",
+                Query(
+                    f"topk(10, sum by (job, error_type) (increase({count}{{{SERVICE}{FAILED}}}[$__range]) {ENV_JOIN}))",
+                    "{{job}} {{error_type}}",
+                    instant=True,
+                ),
+                "Failed requests over the dashboard's time range, by error.type.",
+            )
+        )
+        .with_panel(
+            log_top_list(
+                "Top exception types (logs)",
+                "topk(10, sum by (service_name, exception_type) "
+                f'(count_over_time({LOGS} | exception_type != "" [$__range])))',
+                "{{service_name}} {{exception_type}}",
+                "Log records carrying an exception, by exception.type.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Failed requests by error type",
+                "reqps",
+                [Query(f"sum by (job, error_type) {failures}", "{{job}} {{error_type}}")],
+                width=24,
+            )
+        )
+        .with_panel(
+            log_panel(
+                "Recent error logs",
+                f"{LOGS} | severity_number >= 17",
+                "Log records at ERROR or above. The Trace link of a line opens its trace.",
+            )
+        )
+        .with_panel(
+            trace_table("Failing traces", f"{{ {TRACES} && status = error }}", "Traces with a span in error status.")
+        )
+    )
+
+
+def runtime() -> dashboard.Dashboard:
+    per_instance = "{{job}} {{instance}}"
+    return (
+        new_dashboard(
+            "otel-distro-runtime",
+            "Runtime",
+            "CPU, memory, garbage collection and threads of each service instance (process.* and cpython.* metrics).",
+        )
+        .with_variable(environment_variable())
+        .with_variable(service_variable())
+        .with_variable(instance_variable())
+        .with_panel(
+            graph(
+                "CPU",
+                "short",
+                [
+                    Query(
+                        f"sum by (job, instance) {env_rate('process_cpu_time_seconds_total', selector=RUNTIME)}",
+                        per_instance,
+                    )
+                ],
+                "CPU seconds per second (1 = one core busy).",
+            )
+        )
+        .with_panel(
+            graph(
+                "Memory (RSS)",
+                "bytes",
+                [Query(f"sum by (job, instance) {env_gauge('process_memory_usage_bytes')}", per_instance)],
+            )
+        )
+        .with_panel(
+            graph(
+                "GC collections",
+                "ops",
+                [
+                    Query(
+                        "sum by (job, instance, cpython_gc_generation) "
+                        f"{env_rate('cpython_gc_collections_total', selector=RUNTIME)}",
+                        "{{job}} {{instance}} gen {{cpython_gc_generation}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            graph(
+                "GC collected objects",
+                "ops",
+                [
+                    Query(
+                        f"sum by (job, instance) {env_rate('cpython_gc_collected_objects_total', selector=RUNTIME)}",
+                        per_instance,
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            graph(
+                "Threads",
+                "short",
+                [Query(f"sum by (job, instance) {env_gauge('process_thread_count')}", per_instance)],
+            )
+        )
+        .with_panel(
+            graph(
+                "Open file descriptors",
+                "short",
+                [Query(f"sum by (job, instance) {env_gauge('process_open_file_descriptor_count')}", per_instance)],
+            )
+        )
+    )
+
+
+def collector_signals(metric: Callable[[str], str], by: str, prefix: str = "") -> list[Query]:
+    """One query per signal; ``metric("spans")`` names the counter, e.g. otelcol_receiver_accepted_spans_total."""
+    return [
+        Query(
+            f"sum by ({by}) (rate({metric(signal)}{{{COLLECTOR}}}[$__rate_interval]))",
+            f"{prefix}{label} {{{{{by}}}}}",
+        )
+        for signal, label in SIGNALS
+    ]
+
+
+def pipeline() -> dashboard.Dashboard:
+    collector = prom_variable("collector", "Collector", 'label_values(up{job="otel-collector"}, instance)')
+    queue_fill = (
+        f"max by (exporter) (otelcol_exporter_queue_size{{{COLLECTOR}}})"
+        f" / max by (exporter) (otelcol_exporter_queue_capacity{{{COLLECTOR}}})"
+    )
+    return (
+        new_dashboard(
+            "otel-distro-pipeline",
+            "Telemetry pipeline",
+            "The collector's own metrics: what it accepted, refused, sent and failed to send, and its queues.",
+        )
+        .with_variable(collector)
+        .with_row(dashboard.Row("Receivers"))
+        .with_panel(
+            graph(
+                "Accepted",
+                "short",
+                collector_signals(lambda s: f"otelcol_receiver_accepted_{s}_total", "receiver"),
+                "Items per second the receivers accepted from services.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Refused",
+                "short",
+                collector_signals(lambda s: f"otelcol_receiver_refused_{s}_total", "receiver"),
+                "Items per second refused (memory_limiter pushing back): senders must retry.",
+            )
+        )
+        .with_row(dashboard.Row("Exporters"))
+        .with_panel(
+            graph(
+                "Sent",
+                "short",
+                collector_signals(lambda s: f"otelcol_exporter_sent_{s}_total", "exporter"),
+                "Items per second delivered to Prometheus, Loki and Tempo.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Failed to send / to enqueue",
+                "short",
+                collector_signals(lambda s: f"otelcol_exporter_send_failed_{s}_total", "exporter")
+                + collector_signals(lambda s: f"otelcol_exporter_enqueue_failed_{s}_total", "exporter", "dropped "),
+                "Send failures are retried from the queue; enqueue failures (queue full) are data lost.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Queue fill",
+                "percentunit",
+                [Query(queue_fill, "{{exporter}}")],
+                "Sending queue size / capacity; the CollectorQueueFilling alert fires above 80 %.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Queue size",
+                "short",
+                [Query(f"max by (exporter) (otelcol_exporter_queue_size{{{COLLECTOR}}})", "{{exporter}}")],
+                "Batches waiting in each exporter's sending queue (on disk for Loki and Tempo).",
+            )
+        )
+        .with_row(dashboard.Row("Process and backends"))
+        .with_panel(
+            graph(
+                "Collector memory",
+                "bytes",
+                [Query(f"max by (instance) (otelcol_process_memory_rss_bytes{{{COLLECTOR}}})", "RSS {{instance}}")],
+                "Compare with memory_limiter's limit (OTELCOL_MEMORY_LIMIT_MIB).",
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Loki: log lines received",
+                "short",
+                [Query('sum(rate(loki_distributor_lines_received_total{job="loki"}[$__rate_interval]))', "lines")],
+                width=8,
+            )
+        )
+        .with_panel(
+            graph(
+                "Tempo: spans received",
+                "short",
+                [Query('sum(rate(tempo_distributor_spans_received_total{job="tempo"}[$__rate_interval]))', "spans")],
+                width=8,
+            )
+        )
+    )
+
+
+DASHBOARDS: dict[str, Callable[[], dashboard.Dashboard]] = {
+    "service-overview.json": service_overview,
+    "errors.json": errors,
+    "runtime.json": runtime,
+    "pipeline.json": pipeline,
+}
+
+
+def render(build: Callable[[], dashboard.Dashboard]) -> str:
+    """The dashboard as Grafana's JSON model, stable byte for byte across runs."""
+    return json.dumps(build().build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+
+
+def stale_files(out_dir: Path = OUT_DIR) -> list[str]:
+    return [name for name, build in DASHBOARDS.items() if _read(out_dir / name) != render(build)]
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
+def write_all(out_dir: Path = OUT_DIR) -> list[str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    changed = stale_files(out_dir)
+    for name in changed:
+        (out_dir / name).write_text(render(DASHBOARDS[name]))
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="only report out-of-date files (exit 1)")
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files(args.out_dir)
+        for name in stale:
+            print(f"out of date: {args.out_dir / name} (run {Path(__file__).name})", file=sys.stderr)
+        return 1 if stale else 0
+    for name in write_all(args.out_dir):
+        print(f"wrote {args.out_dir / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

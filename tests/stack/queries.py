@@ -1,0 +1,121 @@
+"""The queries inside the generated Grafana dashboards and datasources, as data for tests.
+
+Grafana fills template variables and its own macros before a query reaches a
+backend; ``substitute`` does the same with fixed values so that promtool, or a
+real Prometheus, Loki and Tempo, can run the query as Grafana would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GRAFANA = REPO / "stack" / "grafana"
+DASHBOARD_DIR = GRAFANA / "dashboards"
+DATASOURCES_FILE = GRAFANA / "provisioning" / "datasources" / "datasources.yml"
+
+# "All" of every template variable (the dashboards' allValue) and Grafana's range macros.
+ALL = ".+"
+MACROS = {"__rate_interval": "1m", "__range": "1h", "__auto": "1m", "__interval": "1m"}
+
+
+@dataclass(frozen=True)
+class PanelQuery:
+    """One target of one panel."""
+
+    dashboard: str  # file name
+    panel: str
+    datasource_uid: str
+    query_type: str  # "promql", "logql", "traceql" or "serviceMap"
+    expr: str | list[str]
+    instant: bool = False
+
+
+def load_dashboards() -> dict[str, dict[str, Any]]:
+    return {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARD_DIR.glob("*.json"))}
+
+
+def load_datasources() -> list[dict[str, Any]]:
+    document = yaml.safe_load(DATASOURCES_FILE.read_text())
+    datasources: list[dict[str, Any]] = document["datasources"]
+    return datasources
+
+
+def panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, including those nested in collapsed rows."""
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def _query_of(dashboard: str, panel: Mapping[str, Any], target: Mapping[str, Any]) -> PanelQuery:
+    uid = (target.get("datasource") or panel.get("datasource") or {}).get("uid", "")
+    title = str(panel.get("title", ""))
+    if uid == "prometheus":
+        return PanelQuery(dashboard, title, uid, "promql", target["expr"], bool(target.get("instant")))
+    if uid == "loki":
+        return PanelQuery(dashboard, title, uid, "logql", target["expr"], target.get("queryType") == "instant")
+    if uid == "tempo" and target.get("queryType") == "serviceMap":
+        return PanelQuery(dashboard, title, uid, "serviceMap", list(target["serviceMapQuery"]))
+    if uid == "tempo":
+        return PanelQuery(dashboard, title, uid, "traceql", target["query"])
+    raise ValueError(f"{dashboard} / {title}: target on unknown datasource {uid!r}")
+
+
+def dashboard_queries() -> list[PanelQuery]:
+    found: list[PanelQuery] = []
+    for name, dashboard in load_dashboards().items():
+        for panel in panels(dashboard):
+            found.extend(_query_of(name, panel, target) for target in panel.get("targets", []))
+    return found
+
+
+def variable_names(dashboard: Mapping[str, Any]) -> list[str]:
+    return [variable["name"] for variable in dashboard.get("templating", {}).get("list", [])]
+
+
+def variable_queries() -> list[str]:
+    """The PromQL label_values(...) of every query variable."""
+    return [
+        variable["query"]
+        for dashboard in load_dashboards().values()
+        for variable in dashboard.get("templating", {}).get("list", [])
+        if variable.get("type") == "query"
+    ]
+
+
+def label_values_selector(query: str) -> str:
+    """The series selector inside ``label_values(<selector>, <label>)``."""
+    match = re.fullmatch(r"label_values\((.*),\s*\w+\)", query.strip())
+    if not match:
+        raise ValueError(f"not a label_values() query: {query}")
+    return match.group(1)
+
+
+def substitute(expr: str, values: Mapping[str, str] | None = None) -> str:
+    """Fill Grafana macros and template variables; variables missing from ``values`` become ALL."""
+    values = values or {}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name in MACROS:
+            return MACROS[name]
+        return values.get(name, ALL)
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
+
+
+def traces_to_metrics_queries() -> list[str]:
+    """The PromQL of the Tempo datasource's trace -> metrics links, with `$__tags` filled."""
+    tempo = next(ds for ds in load_datasources() if ds["uid"] == "tempo")
+    # Provisioning writes a literal `$` as `$$`.
+    return [
+        q["query"].replace("$$__tags", 'service="checkout"') for q in tempo["jsonData"]["tracesToMetrics"]["queries"]
+    ]
