@@ -29,4 +29,14 @@ class OtelDistro(BaseDistro):  # type: ignore[misc]
                 entry_point.load()(config=RUNTIME_METRICS).instrument(**kwargs)
             return
         kwargs.update(instrument_kwargs(name, settings, request_ids()))
+        if name not in ("fastapi", "flask"):
+            entry_point.load()().instrument(**kwargs)
+            return
+        # Imported here, after _configure: nothing of ours may read exporter settings earlier.
+        from otel_distro.health import _attach, _report
+
+        if "excluded_urls" in kwargs:  # health endpoints at custom paths stay untraced too
+            kwargs["excluded_urls"] = _attach.exclude_health_paths(kwargs["excluded_urls"], _report.paths())
         entry_point.load()().instrument(**kwargs)
+        if settings.health:
+            _attach.attach_automatically(name)

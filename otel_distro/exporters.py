@@ -3,6 +3,10 @@
 Exporters are built without arguments so the standard per-signal variables
 (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `..._HEADERS`, `..._TIMEOUT`, `..._COMPRESSION`) keep
 working; settings only choose which exporters exist and the transport.
+
+Each exporter is wrapped so the time of its last successful and last failed export is known
+(`pipeline_state()`, shown by the `/health` view). The wrapper runs where export already runs,
+on the SDK's background threads, and adds two clock reads per batch: nothing on the request path.
 """
 
 from __future__ import annotations
@@ -11,16 +15,36 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExporter
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import (
+    ConsoleLogRecordExporter,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 
 from otel_distro.scrub import Scrubber
 from otel_distro.settings import Settings
 
-__all__ = ["ScrubbingSpanExporter", "limit_export_warnings", "log_exporters", "metric_exporters", "span_exporters"]
+__all__ = [
+    "ExporterState",
+    "ScrubbingSpanExporter",
+    "limit_export_warnings",
+    "log_exporters",
+    "metric_exporters",
+    "pipeline_state",
+    "span_exporters",
+]
 
 _log = logging.getLogger("otel_distro.exporters")
 
@@ -62,7 +86,7 @@ def span_exporters(settings: Settings) -> list[SpanExporter]:
             exporters.append(OTLPSpanExporter())
         elif name == "console":
             exporters.append(ConsoleSpanExporter())
-    return exporters
+    return [_RecordingSpanExporter(e, _state_for("traces", e)) for e in exporters]
 
 
 def metric_exporters(settings: Settings) -> list[MetricExporter]:
@@ -79,7 +103,7 @@ def metric_exporters(settings: Settings) -> list[MetricExporter]:
             exporters.append(OTLPMetricExporter())
         elif name == "console":
             exporters.append(ConsoleMetricExporter())
-    return exporters
+    return [_RecordingMetricExporter(e, _state_for("metrics", e)) for e in exporters]
 
 
 def log_exporters(settings: Settings) -> list[LogRecordExporter]:
@@ -93,7 +117,132 @@ def log_exporters(settings: Settings) -> list[LogRecordExporter]:
             exporters.append(OTLPLogExporter())
         elif name == "console":
             exporters.append(ConsoleLogRecordExporter())
-    return exporters
+    return [_RecordingLogExporter(e, _state_for("logs", e)) for e in exporters]
+
+
+@dataclass
+class ExporterState:
+    """When one exporter last succeeded and last failed (wall-clock seconds, None for never)."""
+
+    signal: str
+    exporter: str
+    last_success: float | None = None
+    last_failure: float | None = None
+    last_error: str | None = None  # exception type, or why the exporter reported failure
+    failures: int = 0  # consecutive failed exports since the last success
+
+    def success(self) -> None:
+        self.last_success = time.time()
+        self.failures = 0
+
+    def failure(self, error: str) -> None:
+        self.last_failure = time.time()
+        self.last_error = error
+        self.failures += 1
+
+
+_states: dict[str, ExporterState] = {}
+_states_lock = threading.Lock()
+
+
+def _kind(exporter: object) -> str:
+    module = type(exporter).__module__
+    if ".otlp." in module:
+        return "otlp-grpc" if ".grpc." in module else "otlp-http"
+    return "console" if type(exporter).__name__.startswith("Console") else type(exporter).__name__
+
+
+def _state_for(signal: str, exporter: object) -> ExporterState:
+    kind = _kind(exporter)
+    key = f"{signal}/{kind}"
+    with _states_lock:
+        state = _states.get(key)
+        if state is None:
+            state = _states[key] = ExporterState(signal, kind)
+        return state
+
+
+def pipeline_state() -> list[ExporterState]:
+    """A snapshot of every exporter's last success and failure, in creation order."""
+    with _states_lock:
+        return [ExporterState(**vars(state)) for state in _states.values()]
+
+
+def _record(state: ExporterState, ok: bool) -> None:
+    if ok:
+        state.success()
+    else:
+        state.failure("export failed (see the exporter's warning in the log)")
+
+
+class _RecordingSpanExporter(SpanExporter):
+    """Records the outcome of each export; adds no work to the request path."""
+
+    def __init__(self, inner: SpanExporter, state: ExporterState) -> None:
+        self._inner = inner
+        self._state = state
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception as err:
+            self._state.failure(type(err).__name__)
+            raise
+        _record(self._state, result == SpanExportResult.SUCCESS)
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class _RecordingMetricExporter(MetricExporter):
+    def __init__(self, inner: MetricExporter, state: ExporterState) -> None:
+        # The periodic reader reads the exporter's preferences: pass the inner one's through.
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self._inner = inner
+        self._state = state
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        try:
+            result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception as err:
+            self._state.failure(type(err).__name__)
+            raise
+        _record(self._state, result == MetricExportResult.SUCCESS)
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._inner.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+class _RecordingLogExporter(LogRecordExporter):
+    def __init__(self, inner: LogRecordExporter, state: ExporterState) -> None:
+        self._inner = inner
+        self._state = state
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        try:
+            result = self._inner.export(batch)
+        except Exception as err:
+            self._state.failure(type(err).__name__)
+            raise
+        _record(self._state, result == LogRecordExportResult.SUCCESS)
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
 
 
 class _RateLimit(logging.Filter):

@@ -1,0 +1,40 @@
+"""What a failed check may tell the outside world: the exception type and a short,
+scrubbed message. Health endpoints are usually unauthenticated, and connection errors love to
+quote connection strings."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from otel_distro.scrub import REDACTED, Scrubber
+from otel_distro.settings import get_settings
+
+__all__ = ["MAX_MESSAGE", "describe"]
+
+MAX_MESSAGE = 200
+# `scheme://user:password@host`: otel_distro.scrub handles key=value pairs, not URL credentials.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
+
+
+@functools.cache
+def _scrubber() -> Scrubber:
+    # Scrubbed even when OTEL_DISTRO_SCRUB=false: this text leaves the process over HTTP.
+    return Scrubber(get_settings().scrub_keys)
+
+
+def error_type(err: BaseException) -> str:
+    kind = type(err)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def scrub_message(text: str) -> str:
+    text = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
+    text = _scrubber().text(text)
+    text = " ".join(text.split())  # one line
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+def describe(err: BaseException) -> tuple[str, str]:
+    """`(type, message)` safe to return in a health response."""
+    return error_type(err), scrub_message(str(err))
