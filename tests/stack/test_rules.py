@@ -16,8 +16,16 @@ from tests.stack.queries import REPO
 PROMETHEUS_DIR = REPO / "stack" / "prometheus"
 RULE_FILES = sorted(PROMETHEUS_DIR.glob("rules*.yml"))
 TEST_FILES = sorted(PROMETHEUS_DIR.glob("test.rules*.yml"))
-ALERTS = ("HighHttpErrorRatio", "HighHttpLatencyP95", "CollectorRefusingData", "CollectorExportFailing")
-ALERTS += ("CollectorEnqueueFailing", "CollectorQueueFilling", "TargetDown", "Watchdog")
+ALERTS = (
+    "HighHttpErrorRatio",
+    "HighHttpLatencyP95",
+    "CollectorRefusingData",
+    "CollectorExportFailing",
+    "CollectorEnqueueFailing",
+    "CollectorQueueFilling",
+    "TargetDown",
+    "Watchdog",
+)
 
 
 def promtool(*args: str | Path, cwd: Path = PROMETHEUS_DIR) -> str:
