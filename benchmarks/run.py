@@ -335,7 +335,11 @@ class Variant:
 CORE = ("none", "stock", "ours")
 
 
-def variants(frameworks: list[str], features: bool, log_dir: Path) -> list[Variant]:
+# Exporters off: what instrumentation costs in-process before anything is encoded or sent.
+_NO_EXPORT = (("OTEL_TRACES_EXPORTER", "none"), ("OTEL_METRICS_EXPORTER", "none"), ("OTEL_LOGS_EXPORTER", "none"))
+
+
+def variants(frameworks: list[str], features: bool, log_dir: Path, floors: bool = False) -> list[Variant]:
     chosen: list[Variant] = []
     for framework in frameworks:
         chosen += [
@@ -350,6 +354,11 @@ def variants(frameworks: list[str], features: bool, log_dir: Path) -> list[Varia
                 Variant(framework, "ours+scrub=false", "ours", (("OTEL_DISTRO_SCRUB", "false"),), note="no scrubbing"),
                 Variant(framework, "ours+structlog", "ours", path="/hello-structlog", note="route logs via structlog"),
                 Variant(framework, "ours+access_log=off", "ours", (("OTEL_DISTRO_ACCESS_LOG", "off"),)),
+            ]
+        if floors:
+            chosen += [
+                Variant(framework, "stock+no-export", "stock", _NO_EXPORT, note="contrib instrumentation only"),
+                Variant(framework, "ours+no-export", "ours", _NO_EXPORT, note="ours, nothing exported"),
             ]
     return chosen
 
@@ -435,10 +444,10 @@ def measure(variant: Variant, round_no: int, sink: Sink, options: Options) -> di
         cpu = _cpu_seconds(server_pid) - cpu_before
         rss = _rss_mb(server_pid)
         sent = probes + warm["requests"] + load["requests"]
-        received = _await_telemetry(sink, service, sent) if variant.kind != "none" else {}
+        received = _await_telemetry(sink, service, sent) if _exports(variant) else {}
     finally:
         _terminate(process)
-    if variant.kind != "none" and sink.real:
+    if _exports(variant) and sink.real:
         time.sleep(0.5)  # the final flush at shutdown, then the collector's file flush
         received = sink.received(service)
     result = {
@@ -451,8 +460,8 @@ def measure(variant: Variant, round_no: int, sink: Sink, options: Options) -> di
         "rss_mb": rss,
         "cpu_us_per_req": cpu / max(load["requests"], 1) * 1e6,
         "requests_sent": sent,
-        "spans_received": received.get("traces") if sink.real and variant.kind != "none" else None,
-        "logs_received": received.get("logs") if sink.real and variant.kind != "none" else None,
+        "spans_received": received.get("traces", 0) if sink.real and _exports(variant) else None,
+        "logs_received": received.get("logs", 0) if sink.real and _exports(variant) else None,
         "busy_builds": builds,
         "loadavg_before": load_before,
         **{k: v for k, v in load.items() if k != "requests"},
@@ -461,6 +470,10 @@ def measure(variant: Variant, round_no: int, sink: Sink, options: Options) -> di
     if not options.keep_output:
         output.unlink(missing_ok=True)
     return result
+
+
+def _exports(variant: Variant) -> bool:
+    return variant.kind != "none" and ("OTEL_TRACES_EXPORTER", "none") not in variant.env
 
 
 def _await_telemetry(sink: Sink, service: str, sent: int, timeout: float = 12) -> dict[str, int]:
@@ -558,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frameworks", default="fastapi,flask")
     parser.add_argument("--only", default="", help="comma-separated variant names, e.g. none,ours")
     parser.add_argument("--no-features", action="store_true", help="only none, stock and ours")
+    parser.add_argument("--floors", action="store_true", help="also stock and ours with every exporter off")
     parser.add_argument("--quick", action="store_true", help="1 round of 5 s, no features")
     parser.add_argument(
         "--env",
@@ -581,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_stock_venv()
     RESULTS.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="run-", dir=RESULTS))
-    chosen = variants(args.frameworks.split(","), not args.no_features, work_dir)
+    chosen = variants(args.frameworks.split(","), not args.no_features, work_dir, args.floors)
     if args.env:
         extra = tuple(tuple(item.split("=", 1)) for item in args.env)
         chosen = [replace(v, env=v.env + extra) if v.kind == "ours" else v for v in chosen]  # type: ignore[arg-type]
