@@ -22,6 +22,7 @@
 # The checkout's .backends/bin/<name> are hard links to (or copies of) the stamped files.
 # A binary is rebuilt only when its inputs change (builder-config.yaml, the tool module's
 # go.mod/go.sum, the Go version, the build flags in this file).
+# shellcheck disable=SC2317  # (functions are reached through main and "install_$name")
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -110,11 +111,11 @@ link_bin() { # link_bin STAMPED_FILE NAME: .backends/bin/NAME -> cached file
 
 prune() { # prune NAME KEEP_FILE: keep the two newest stamped builds of NAME
     local f n=0
-    for f in $(ls -1t "$STAMP_DIR/$1"-* 2>/dev/null); do
+    while IFS= read -r f; do
         [[ "$f" == "$2" || "$f" == *.tmp ]] && continue
         n=$((n + 1))
         ((n < 2)) || rm -f "$f"
-    done
+    done < <(ls -1t "$STAMP_DIR/$1"-* 2>/dev/null)
 }
 
 go_version() { go env GOVERSION; }
@@ -414,4 +415,9 @@ main() {
     say "installed into ${BIN_DIR#"$REPO"/}: ${check[*]}"
 }
 
-main "$@"
+# One compound command: bash reads it whole before running it, so editing this file
+# while an install runs cannot feed it stray lines afterwards.
+{
+    main "$@"
+    exit
+}
