@@ -515,7 +515,10 @@ def runtime() -> dashboard.Dashboard:
 
 
 def collector_signals(metric: Callable[[str], str], by: str, prefix: str = "") -> list[Query]:
-    """One query per signal; ``metric("spans")`` names the counter, e.g. otelcol_receiver_accepted_spans_total."""
+    """One query per signal; ``metric("spans")`` names the counter, e.g. otelcol_receiver_accepted_spans.
+
+    Collector 0.159 exposes its counters without the `_total` suffix.
+    """
     return [
         Query(
             f"sum by ({by}) (rate({metric(signal)}{{{COLLECTOR}}}[$__rate_interval]))",
@@ -543,7 +546,7 @@ def pipeline() -> dashboard.Dashboard:
             graph(
                 "Accepted",
                 "short",
-                collector_signals(lambda s: f"otelcol_receiver_accepted_{s}_total", "receiver"),
+                collector_signals(lambda s: f"otelcol_receiver_accepted_{s}", "receiver"),
                 "Items per second the receivers accepted from services.",
             )
         )
@@ -551,7 +554,7 @@ def pipeline() -> dashboard.Dashboard:
             graph(
                 "Refused",
                 "short",
-                collector_signals(lambda s: f"otelcol_receiver_refused_{s}_total", "receiver"),
+                collector_signals(lambda s: f"otelcol_receiver_refused_{s}", "receiver"),
                 "Items per second refused (memory_limiter pushing back): senders must retry.",
             )
         )
@@ -560,7 +563,7 @@ def pipeline() -> dashboard.Dashboard:
             graph(
                 "Sent",
                 "short",
-                collector_signals(lambda s: f"otelcol_exporter_sent_{s}_total", "exporter"),
+                collector_signals(lambda s: f"otelcol_exporter_sent_{s}", "exporter"),
                 "Items per second delivered to Prometheus, Loki and Tempo.",
             )
         )
@@ -568,8 +571,8 @@ def pipeline() -> dashboard.Dashboard:
             graph(
                 "Failed to send / to enqueue",
                 "short",
-                collector_signals(lambda s: f"otelcol_exporter_send_failed_{s}_total", "exporter")
-                + collector_signals(lambda s: f"otelcol_exporter_enqueue_failed_{s}_total", "exporter", "dropped "),
+                collector_signals(lambda s: f"otelcol_exporter_send_failed_{s}", "exporter")
+                + collector_signals(lambda s: f"otelcol_exporter_enqueue_failed_{s}", "exporter", "dropped "),
                 "Send failures are retried from the queue; enqueue failures (queue full) are data lost.",
             )
         )
@@ -594,7 +597,7 @@ def pipeline() -> dashboard.Dashboard:
             graph(
                 "Collector memory",
                 "bytes",
-                [Query(f"max by (instance) (otelcol_process_memory_rss_bytes{{{COLLECTOR}}})", "RSS {{instance}}")],
+                [Query(f"max by (instance) (otelcol_process_memory_rss{{{COLLECTOR}}})", "RSS {{instance}}")],
                 "Compare with memory_limiter's limit (OTELCOL_MEMORY_LIMIT_MIB).",
                 width=8,
             )

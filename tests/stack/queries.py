@@ -112,10 +112,10 @@ def substitute(expr: str, values: Mapping[str, str] | None = None) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
 
 
-def traces_to_metrics_queries() -> list[str]:
-    """The PromQL of the Tempo datasource's trace -> metrics links, with `$__tags` filled."""
+def traces_to_metrics_queries(service: str = "checkout") -> list[str]:
+    """The PromQL of the Tempo datasource's trace -> metrics links, with `$__tags` filled for ``service``."""
     tempo = next(ds for ds in load_datasources() if ds["uid"] == "tempo")
     # Provisioning writes a literal `$` as `$$`.
     return [
-        q["query"].replace("$$__tags", 'service="checkout"') for q in tempo["jsonData"]["tracesToMetrics"]["queries"]
+        q["query"].replace("$$__tags", f'service="{service}"') for q in tempo["jsonData"]["tracesToMetrics"]["queries"]
     ]
