@@ -146,9 +146,10 @@ _states_lock = threading.Lock()
 
 
 def _kind(exporter: object) -> str:
-    module = type(exporter).__module__
-    if ".otlp." in module:
-        return "otlp-grpc" if ".grpc." in module else "otlp-http"
+    # Subclasses (ours in otel_distro.otlp_http) are named after the upstream exporter they extend.
+    for cls in type(exporter).__mro__:
+        if ".otlp." in cls.__module__:
+            return "otlp-grpc" if ".grpc." in cls.__module__ else "otlp-http"
     return "console" if type(exporter).__name__.startswith("Console") else type(exporter).__name__
 
 
