@@ -33,7 +33,9 @@ def attributes(items: list[dict[str, Any]] | None) -> dict[str, Any]:
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
-    for line in path.read_text().splitlines():
+    # The collector may be mid-write: only complete (newline-terminated) lines count.
+    complete = path.read_text().split("\n")[:-1]
+    for line in complete:
         if line.strip():
             yield json.loads(line)
 

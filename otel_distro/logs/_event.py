@@ -131,7 +131,9 @@ class EventBuilder:
         record._otel_event = event
         return event
 
-    def from_structlog(self, method_name: str, event_dict: Mapping[str, Any]) -> dict[str, Any]:
+    def from_structlog(
+        self, method_name: str, event_dict: Mapping[str, Any], logger_name: str | None = None
+    ) -> dict[str, Any]:
         trace_id, span_id, request_id = current_ids()
         ids = (
             str(event_dict.get("trace_id", trace_id)),
@@ -140,7 +142,7 @@ class EventBuilder:
         )
         level = str(event_dict.get("level", method_name)).upper()
         level = {"WARN": "WARNING", "EXCEPTION": "ERROR", "MSG": "INFO", "FATAL": "CRITICAL"}.get(level, level)
-        logger = str(event_dict.get("logger") or event_dict.get("_name") or "structlog")
+        logger = str(event_dict.get("logger") or logger_name or "structlog")
         event = self._base(time.time(), level, logger, str(event_dict.get("event", "")), ids)
         event.update(self._fields({k: v for k, v in event_dict.items() if k not in _STRUCTLOG_OWN}))
         exc_info = event_dict.get("exc_info")

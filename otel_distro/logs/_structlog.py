@@ -53,16 +53,25 @@ def add_otel_context(logger: Any, method_name: str, event_dict: MutableMapping[s
         and not isinstance(logger, logging.Logger)
         and _LEVELS.get(method_name, 20) >= _State.level
     ):
-        event = _State.builder.from_structlog(method_name, event_dict)
+        event = _State.builder.from_structlog(method_name, event_dict, getattr(logger, "name", None))
         emit_event(_State.provider, event["logger"], event, None)
     return event_dict
 
 
 def _renderer(builder: EventBuilder, render: Callable[[Any], str]) -> Callable[..., str]:
     def render_event(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
-        return render(builder.from_structlog(method_name, event_dict))
+        return render(builder.from_structlog(method_name, event_dict, getattr(logger, "name", None)))
 
     return render_event
+
+
+def _named_print_logger(*args: Any) -> Any:
+    """structlog's PrintLogger, remembering the name given to `get_logger(name)`."""
+    import structlog
+
+    logger = structlog.PrintLogger(sys.stdout)
+    logger.name = str(args[0]) if args else "structlog"
+    return logger
 
 
 def _with_ours(processors: list[Any]) -> list[Any]:
@@ -94,7 +103,7 @@ def install(
                 add_otel_context,
                 _renderer(builder, render),
             ],
-            logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+            logger_factory=_named_print_logger,
         )
     else:
         structlog.configure(processors=_with_ours(list(structlog.get_config()["processors"])))

@@ -56,7 +56,8 @@ def server_spans(capture: Capture, service: str, request_id: str | None = None) 
 
 class TestCrossServiceRequest:
     @pytest.fixture(scope="class")
-    def placed(self, services: tuple[App, App], capture: Capture) -> tuple[dict[str, str], Span, Span]:
+    @classmethod
+    def placed(cls, services: tuple[App, App], capture: Capture) -> tuple[dict[str, str], Span, Span]:
         orders, _ = services
         status, headers, _ = http(
             "POST", f"{orders.url}/orders", json.dumps({"sku": "SKU-APPLE"}).encode(), {"X-Request-ID": "it-req-1"}
@@ -64,9 +65,13 @@ class TestCrossServiceRequest:
         assert status == 201
         orders_span = wait_until(lambda: server_spans(capture, ORDERS, "it-req-1"), 20, what="orders span")[0]
         inventory_spans = wait_until(
-            lambda: [s for s in server_spans(capture, INVENTORY) if s.trace_id == orders_span.trace_id],
+            lambda: [
+                s
+                for s in server_spans(capture, INVENTORY)
+                if s.trace_id == orders_span.trace_id and s.attributes.get("http.route") == "/reserve"
+            ],
             20,
-            what="inventory span in the same trace",
+            what="inventory /reserve span in the same trace",
         )
         return headers, orders_span, inventory_spans[0]
 
@@ -173,6 +178,19 @@ def test_health_endpoints_are_not_traced(services: tuple[App, App], capture: Cap
     assert "/health" not in routes
 
 
+def _worker_pids(app: App, marker: str) -> set[int]:
+    """PIDs of the server's worker processes (children whose command line has `marker`)."""
+    import psutil
+
+    children = psutil.Process(app.process.pid).children(recursive=True)
+    return {c.pid for c in children if marker in " ".join(c.cmdline())}
+
+
+def _instances(capture: Capture, service: str) -> set[tuple[str, int]]:
+    """(service.instance.id, process.pid) of every process that exported metrics."""
+    return {(p.resource["service.instance.id"], p.resource["process.pid"]) for p in capture.points(service)}
+
+
 def test_each_gunicorn_worker_is_its_own_instance(services: tuple[App, App], capture: Capture) -> None:
     _, inventory = services
     ids = [f"it-worker-{i}" for i in range(6)]
@@ -188,10 +206,12 @@ def test_each_gunicorn_worker_is_its_own_instance(services: tuple[App, App], cap
         ),
         20,
     )
-    instances = {s.resource["service.instance.id"] for s in spans}
-    pids = {s.resource["process.pid"] for s in spans}
-    assert len(instances) == 2
-    assert len(pids) == 2
+    assert len({s.resource["service.instance.id"] for s in spans}) == 2
+    assert len({s.resource["process.pid"] for s in spans}) == 2
+    # Every worker also reports its own runtime metrics, traffic or not.
+    workers = _worker_pids(inventory, "gunicorn")
+    assert len(workers) == 2
+    wait_until(lambda: workers <= {pid for _, pid in _instances(capture, INVENTORY)}, 20, what="metrics of each worker")
 
 
 def _served(capture: Capture, service: str, request_id: str) -> list[Span]:
@@ -207,14 +227,26 @@ def test_uvicorn_workers_each_report(capture: Capture, tmp_path: Path) -> None:
         port,
         tmp_path / "app.log",
     )
+    service = "it-orders-workers"
     try:
         ids = [f"uw-{i}" for i in range(8)]
         with ThreadPoolExecutor(len(ids)) as pool:
             list(pool.map(lambda rid: http("GET", f"{app.url}/slow?seconds=0.3", headers={"X-Request-ID": rid}), ids))
-        spans = [_served(capture, "it-orders-workers", rid)[0] for rid in ids]
+        spans = [_served(capture, service, rid)[0] for rid in ids]
+        # One event loop may serve every request, so the proof of "every worker reports" is
+        # that each worker process exports its own runtime metrics.
+        workers = _worker_pids(app, "multiprocessing.spawn")
+        instances = wait_until(
+            lambda: workers <= {pid for _, pid in _instances(capture, service)} and _instances(capture, service),
+            20,
+            what="metrics of each worker",
+        )
     finally:
         stop_app(app)
-    assert len({s.resource["service.instance.id"] for s in spans}) == 2
+    assert len(workers) == 2
+    worker_instances = {i for i, pid in instances if pid in workers}
+    assert len(worker_instances) == 2
+    assert {s.resource["service.instance.id"] for s in spans} <= worker_instances
 
 
 def test_uvicorn_reload(capture: Capture, tmp_path: Path) -> None:
