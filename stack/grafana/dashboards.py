@@ -514,15 +514,29 @@ def runtime() -> dashboard.Dashboard:
     )
 
 
+def collector_rate(metric: str, by: str) -> str:
+    return f"sum by ({by}) (rate({metric}{{{COLLECTOR}}}[$__rate_interval]))"
+
+
 def collector_signals(metric: Callable[[str], str], by: str, prefix: str = "") -> list[Query]:
     """One query per signal; ``metric("spans")`` names the counter, e.g. otelcol_receiver_accepted_spans.
 
     Collector 0.159 exposes its counters without the `_total` suffix.
     """
+    return [Query(collector_rate(metric(signal), by), f"{prefix}{label} {{{{{by}}}}}") for signal, label in SIGNALS]
+
+
+def exporter_failures(kind: str, prefix: str = "") -> list[Query]:
+    """Failure rates per exporter, 0 while nothing failed.
+
+    The collector creates a failure counter only at the first failure; the
+    exporter's `sent` counter supplies the zero line until then.
+    """
     return [
         Query(
-            f"sum by ({by}) (rate({metric(signal)}{{{COLLECTOR}}}[$__rate_interval]))",
-            f"{prefix}{label} {{{{{by}}}}}",
+            f"{collector_rate(f'otelcol_exporter_{kind}_{signal}', 'exporter')}"
+            f" or 0 * {collector_rate(f'otelcol_exporter_sent_{signal}', 'exporter')}",
+            f"{prefix}{label} {{{{exporter}}}}",
         )
         for signal, label in SIGNALS
     ]
@@ -571,8 +585,7 @@ def pipeline() -> dashboard.Dashboard:
             graph(
                 "Failed to send / to enqueue",
                 "short",
-                collector_signals(lambda s: f"otelcol_exporter_send_failed_{s}", "exporter")
-                + collector_signals(lambda s: f"otelcol_exporter_enqueue_failed_{s}", "exporter", "dropped "),
+                exporter_failures("send_failed") + exporter_failures("enqueue_failed", "dropped "),
                 "Send failures are retried from the queue; enqueue failures (queue full) are data lost.",
             )
         )

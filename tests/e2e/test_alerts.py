@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import free_port, stop_process
+from tests.harness import backends_unavailable, free_port, stop_process
 
 from .conftest import REPO, stack
 from .test_pipeline import poll
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.e2e
 ALERTMANAGER_DIR = REPO / "stack" / "alertmanager"
 # Prometheus re-sends firing alerts every minute; Alertmanager then waits group_wait (0 s for the Watchdog).
 DELIVERY_TIMEOUT = 180.0
+MISSING_TEMPLATE = "/usr/share/prometheus/alertmanager/default.tmpl"
 
 
 class Webhook:
@@ -102,11 +104,23 @@ def alertmanager(
     )
     url = f"http://{address}"
     try:
-        poll("Alertmanager ready", lambda: stack.get_json(f"{url}/-/ready")[0] == 200, 60.0)
+        wait_ready(url, tmp_path / "alertmanager.log")
         yield url
     finally:
         stop_process(process)
         log.close()
+
+
+def wait_ready(url: str, log_path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while stack.get_json(f"{url}/-/ready")[0] != 200:
+        log = log_path.read_text(errors="replace")
+        if MISSING_TEMPLATE in log:
+            # Debian's build reads its notification templates from /usr/share, outside .backends.
+            backends_unavailable(f"alertmanager cannot load {MISSING_TEMPLATE}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"Alertmanager not ready at {url}:\n{log[-3000:]}", pytrace=False)
+        time.sleep(0.5)
 
 
 def test_watchdog_reaches_the_webhook(backend_stack: stack.Stack, alertmanager: str, webhook: Webhook) -> None:
