@@ -31,7 +31,9 @@ pytestmark = pytest.mark.e2e
 ALERTMANAGER_DIR = REPO / "stack" / "alertmanager"
 # Prometheus re-sends firing alerts every minute; Alertmanager then waits group_wait (0 s for the Watchdog).
 DELIVERY_TIMEOUT = 180.0
-MISSING_TEMPLATE = "/usr/share/prometheus/alertmanager/default.tmpl"
+# Debian builds read their notification templates (default.tmpl, email.tmpl) from here.
+TEMPLATE_DIR = "/usr/share/prometheus/alertmanager"
+MISSING_TEMPLATE = f"open {TEMPLATE_DIR}/"
 
 
 class Webhook:
@@ -117,7 +119,7 @@ def wait_ready(url: str, log_path: Path, timeout: float = 60.0) -> None:
         log = log_path.read_text(errors="replace")
         if MISSING_TEMPLATE in log:
             # Debian's build reads its notification templates from /usr/share, outside .backends.
-            backends_unavailable(f"alertmanager cannot load {MISSING_TEMPLATE}")
+            backends_unavailable("alertmanager (Debian build) lacks its templates in " + TEMPLATE_DIR)
         if time.monotonic() > deadline:
             pytest.fail(f"Alertmanager not ready at {url}:\n{log[-3000:]}", pytrace=False)
         time.sleep(0.5)
