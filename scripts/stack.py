@@ -67,6 +67,10 @@ STATE_FILE_NAME = "stack.json"
 BINARIES = ("otelcol", "prometheus", "promtool", "loki", "tempo")
 # Start order: storage first, so the collector and Tempo's generator find them.
 START_ORDER = ("prometheus", "loki", "tempo", "otelcol")
+# Seconds between SIGTERM and SIGKILL. Tempo's query frontend can wait forever
+# for its own (already stopped) querier once a query has run; by then the
+# ingester has stopped and its WAL is on disk, so a short wait loses nothing.
+STOP_TIMEOUTS = {"tempo": 8.0}
 
 # `host:port` targets written in prometheus.yml for docker-compose.
 COMPOSE_TARGETS = {
@@ -371,9 +375,7 @@ class Stack:
         """
         missing = self.missing_binaries()
         if missing:
-            raise StackError(
-                f"missing in {self.bin_dir}: {', '.join(missing)} (run scripts/backends install)"
-            )
+            raise StackError(f"missing in {self.bin_dir}: {', '.join(missing)} (run scripts/backends install)")
         self.processes = self.process_specs()
         try:
             for name in START_ORDER:
@@ -402,9 +404,7 @@ class Stack:
         while True:
             if proc.popen is not None and proc.popen.poll() is not None:
                 code = proc.popen.returncode
-                raise StackError(
-                    f"{proc.name} exited with {code} before it was ready:\n{self.log_tail(proc)}"
-                )
+                raise StackError(f"{proc.name} exited with {code} before it was ready:\n{self.log_tail(proc)}")
             status, _ = get_json(proc.ready_url, timeout=2.0)
             if status == 200:
                 return
@@ -424,7 +424,7 @@ class Stack:
         for name in reversed(START_ORDER):
             proc = self.processes.get(name)
             if proc is not None and proc.pid is not None:
-                _terminate(proc.pid, proc.popen, timeout)
+                _terminate(proc.pid, proc.popen, min(timeout, STOP_TIMEOUTS.get(name, timeout)))
 
     def running(self) -> dict[str, bool]:
         """Which programs answer ready right now."""
