@@ -173,7 +173,8 @@ def test_histogram_exemplar_links_to_trace(backend_stack: stack.Stack, sent: Sen
 
 def test_tempo_metrics_generator_writes_span_metrics(backend_stack: stack.Stack, sent: Sent) -> None:
     promql = f'traces_spanmetrics_calls_total{{service="{sent.service_name}"}}'
-    result = poll(f"Prometheus {promql}", lambda: prom_query(backend_stack, promql))
+    # The generator collects every 15 s before it remote-writes: allow more time.
+    result = poll(f"Prometheus {promql}", lambda: prom_query(backend_stack, promql), timeout=2 * POLL_TIMEOUT)
     assert result[0]["metric"]["span_name"] == SPAN_NAME
 
 
