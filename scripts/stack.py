@@ -422,9 +422,22 @@ class Stack:
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM each program (collector first, so it can flush), then SIGKILL stragglers."""
         for name in reversed(START_ORDER):
-            proc = self.processes.get(name)
-            if proc is not None and proc.pid is not None:
-                _terminate(proc.pid, proc.popen, min(timeout, STOP_TIMEOUTS.get(name, timeout)))
+            self.stop_program(name, timeout)
+
+    def stop_program(self, name: str, timeout: float = 20.0) -> None:
+        """Stop one program of a started stack (outage and restart tests)."""
+        proc = self.processes.get(name)
+        if proc is not None and proc.pid is not None:
+            _terminate(proc.pid, proc.popen, min(timeout, STOP_TIMEOUTS.get(name, timeout)))
+            proc.pid, proc.popen = None, None
+
+    def start_program(self, name: str, timeout: float = 120.0) -> None:
+        """(Re)start one program of a started stack with its data and wait until it is ready."""
+        proc = self.processes[name]
+        if proc.pid is not None:
+            raise StackError(f"{name} is already running (pid {proc.pid})")
+        self._launch(proc, detach=False)
+        self._wait_ready(proc, time.monotonic() + timeout)
 
     def running(self) -> dict[str, bool]:
         """Which programs answer ready right now."""

@@ -13,11 +13,12 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from .conftest import stack
+from .conftest import backends_unavailable, stack
 
 pytestmark = pytest.mark.e2e
 
@@ -69,11 +70,15 @@ def poll(what: str, probe: Callable[[], T | None], timeout: float = POLL_TIMEOUT
 
 
 @pytest.fixture(scope="module")
-def sent(backend_stack: stack.Stack) -> Iterator[Sent]:
-    """Send a span, a histogram and a log record through the collector, once per module."""
+def sent(backend_stack: stack.Stack) -> Sent:
+    """The telemetry of send_telemetry, sent once per module into the shared stack."""
+    return send_telemetry(backend_stack.otlp_http_url)
+
+
+def send_telemetry(base: str) -> Sent:
+    """Send a span, a histogram and a log record to the collector's OTLP/HTTP receiver at ``base``."""
     service_name = f"e2e-pipeline-{uuid.uuid4().hex[:8]}"
     request_id = uuid.uuid4().hex
-    base = backend_stack.otlp_http_url
     resource = Resource.create(
         {
             "service.name": service_name,
@@ -121,7 +126,7 @@ def sent(backend_stack: stack.Stack) -> Iterator[Sent]:
 
     for provider in (tracer_provider, meter_provider, logger_provider):
         provider.shutdown()  # flushes
-    yield Sent(
+    return Sent(
         service_name=service_name,
         request_id=request_id,
         trace_id=trace.format_trace_id(ctx.trace_id),
@@ -265,3 +270,51 @@ def test_trace_found_by_traceql_search(backend_stack: stack.Stack, sent: Sent) -
     found = poll(f"Tempo search {traceql}", search)
     # Tempo drops leading zeros of trace IDs in search results.
     assert [t.lstrip("0") for t in found] == [sent.trace_id.lstrip("0")]
+
+
+# ---- durability ---------------------------------------------------------------
+def collector_metric(backends: stack.Stack, name: str, labels: str) -> float:
+    """Sum of one of the collector's own metrics whose label text contains ``labels``."""
+    status, text = stack.get_json(backends.collector_metrics_url)
+    if status != 200 or not isinstance(text, str):
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{") and labels in line
+    )
+
+
+@pytest.fixture
+def private_stack(tmp_path: Path) -> Iterator[stack.Stack]:
+    """A stack of its own, so that stopping programs cannot disturb the shared one."""
+    backends = stack.Stack(stack.DEFAULT_BIN_DIR, tmp_path, stack.Ports.free())
+    if backends.missing_binaries():
+        backends_unavailable(f"backend programs missing: {', '.join(backends.missing_binaries())}")
+    try:
+        backends.start()
+    except stack.StackError as err:
+        pytest.fail(f"backend stack did not start: {err}", pytrace=False)
+    try:
+        yield backends
+    finally:
+        backends.stop()
+
+
+def test_logs_and_traces_survive_backend_outage_and_collector_restart(private_stack: stack.Stack) -> None:
+    """Accepted logs and spans wait in the collector's disk queue through both failures."""
+    private_stack.stop_program("loki")
+    private_stack.stop_program("tempo")
+    sent = send_telemetry(private_stack.otlp_http_url)
+    poll(
+        "log record and span queued on disk while Loki and Tempo are down",
+        lambda: (
+            collector_metric(private_stack, "otelcol_exporter_queue_size", 'data_type="logs"') >= 1
+            and collector_metric(private_stack, "otelcol_exporter_queue_size", 'data_type="traces"') >= 1
+        ),
+    )
+    private_stack.stop_program("otelcol")
+    private_stack.start_program("otelcol")
+    private_stack.start_program("loki")
+    private_stack.start_program("tempo")
+
+    test_log_reaches_loki_with_trace_context_in_structured_metadata(private_stack, sent)
+    test_trace_reaches_tempo_by_id(private_stack, sent)
