@@ -270,7 +270,7 @@ install_debian() { # install_debian: fetch and unpack the three packages (skippe
     if [[ -f "$marker" && -z "${REFRESH:-}" ]]; then
         # shellcheck disable=SC1090
         source "$marker"
-        if [[ -x "$PROMETHEUS_BIN" && -x "$PROMTOOL_BIN" && -x "$ALERTMANAGER_BIN" ]]; then
+        if [[ -x "$PROMETHEUS_BIN" && -x "$PROMTOOL_BIN" && -x "$ALERTMANAGER_BIN" && -d "${ALERTMANAGER_SHARE:-/nonexistent}" ]]; then
             done_step "cached: prometheus $PROMETHEUS_VERSION, alertmanager $ALERTMANAGER_VERSION"
             return
         fi
@@ -314,6 +314,10 @@ install_debian() { # install_debian: fetch and unpack the three packages (skippe
         mb="$STAMP_DIR/amtool-$av"
         install -m 0755 "$root/usr/bin/amtool" "$mb"
     fi
+    # Debian's Alertmanager reads its notification templates from this fixed path.
+    local share="$STAMP_DIR/alertmanager-share-$av"
+    rm -rf "$share" && mkdir -p "$share"
+    cp "$root"/usr/share/prometheus/alertmanager/*.tmpl "$share/" || fail "no alertmanager templates in the package"
     local b
     for b in "$pb" "$tb" "$ab" $mb; do
         "$b" --version >>"$STEP_LOG" 2>&1 || fail "$(basename "$b") does not run on this machine (--version failed)"
@@ -327,6 +331,7 @@ PROMTOOL_BIN='$tb'
 ALERTMANAGER_VERSION='$av'
 ALERTMANAGER_BIN='$ab'
 AMTOOL_BIN='$mb'
+ALERTMANAGER_SHARE='$share'
 EOF
     done_step "fetched prometheus $pv, promtool $tv, alertmanager $av"
 }
@@ -345,6 +350,17 @@ install_alertmanager() {
     source "$STAMP_DIR/debian-sid.env"
     link_bin "$ALERTMANAGER_BIN" alertmanager
     if [[ -n "${AMTOOL_BIN:-}" ]]; then link_bin "$AMTOOL_BIN" amtool; fi
+    # Debian builds Alertmanager to load default.tmpl/email.tmpl from
+    # /usr/share/prometheus/alertmanager (no flag changes that): put the package's two
+    # template files there, the only thing this installer writes outside its cache.
+    local system_share=/usr/share/prometheus/alertmanager
+    if [[ ! -f "$system_share/default.tmpl" ]]; then
+        if mkdir -p "$system_share" 2>/dev/null && cp "$ALERTMANAGER_SHARE"/*.tmpl "$system_share/"; then
+            echo "  alertmanager: installed its templates into $system_share"
+        else
+            echo "  warning: alertmanager needs $system_share/default.tmpl (copy it from $ALERTMANAGER_SHARE as root)" >&2
+        fi
+    fi
 }
 
 # ---------------------------------------------------------------------------------------
