@@ -71,6 +71,8 @@ START_ORDER = ("prometheus", "loki", "tempo", "otelcol")
 # for its own (already stopped) querier once a query has run; by then the
 # ingester has stopped and its WAL is on disk, so a short wait loses nothing.
 STOP_TIMEOUTS = {"tempo": 8.0}
+# Ports of programs the stack talks to but does not run (may be in use).
+EXTERNAL_PORTS = ("alertmanager",)
 
 # `host:port` targets written in prometheus.yml for docker-compose.
 COMPOSE_TARGETS = {
@@ -376,6 +378,9 @@ class Stack:
         missing = self.missing_binaries()
         if missing:
             raise StackError(f"missing in {self.bin_dir}: {', '.join(missing)} (run scripts/backends install)")
+        busy = self.busy_ports()
+        if busy:
+            raise StackError(f"ports already in use on {self.host}: {', '.join(busy)}")
         self.processes = self.process_specs()
         try:
             for name in START_ORDER:
@@ -385,6 +390,20 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+
+    def busy_ports(self) -> list[str]:
+        """``name=port`` for each port something else listens on (it would answer our readiness checks)."""
+        busy = []
+        for name, port in dataclasses.asdict(self.ports).items():
+            if name in EXTERNAL_PORTS:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((self.host, port))
+                except OSError:
+                    busy.append(f"{name}={port}")
+        return busy
 
     def _launch(self, proc: Process, detach: bool) -> None:
         env = {**os.environ, **proc.env}
@@ -530,7 +549,11 @@ def _print_urls(stack: Stack) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     existing = Stack.from_state(args.bin_dir, args.data_dir)
     if existing is not None and any(p.pid for p in existing.processes.values()):
-        print("stack already (partly) running; `down` first. Status:", file=sys.stderr)
+        if all(p.pid for p in existing.processes.values()) and all(existing.running().values()):
+            print("stack already up:")
+            _print_urls(existing)
+            return 0
+        print("stack partly running; run `down` first:")
         _print_status(existing)
         return 1
     stack = Stack(args.bin_dir, args.data_dir, Ports(), args.host)
