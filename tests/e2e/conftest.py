@@ -18,14 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 import stack  # noqa: E402  (lives in scripts/, not an installed package)
+from tests.harness import backends_unavailable  # noqa: E402
 
-
-def backends_unavailable(reason: str) -> None:
-    """Fail under CI, skip elsewhere."""
-    message = f"{reason}: run `scripts/backends install`"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+__all__ = ["backends_unavailable", "stack"]
 
 
 @pytest.fixture(scope="session")
