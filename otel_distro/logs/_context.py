@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
@@ -50,10 +49,3 @@ def install_record_factory() -> None:
 
     factory._otel_distro = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)
-
-
-def record_factory_installed() -> bool:
-    return bool(getattr(logging.getLogRecordFactory(), "_otel_distro", False))
-
-
-RecordFactory = Callable[..., logging.LogRecord]

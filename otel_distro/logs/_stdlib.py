@@ -51,10 +51,6 @@ def _app_handled(record: logging.LogRecord) -> bool:
     return False
 
 
-def ours() -> tuple[logging.Handler, ...]:
-    return tuple(_Policy.ours)
-
-
 def attach(
     handlers: Iterable[logging.Handler],
     level: int,
