@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import stack  # noqa: E402  (lives in scripts/, not an installed package)
 from tests.harness import backends_unavailable  # noqa: E402
 
-__all__ = ["backends_unavailable", "stack"]
+__all__ = ["backends_unavailable", "stack", "started_stack"]
 
 
 @pytest.fixture(scope="session")
@@ -45,11 +45,12 @@ def backend_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.St
     ``.app_env(service_name)`` (OTEL_* variables for an instrumented app) and
     ``.processes[name].log_path``. Data and logs live in a pytest temp dir.
     """
-    backends = stack.Stack(
-        bin_dir=stack.DEFAULT_BIN_DIR,
-        data_dir=tmp_path_factory.mktemp("backends"),
-        ports=stack.Ports.free(),
-    )
+    yield from started_stack(tmp_path_factory.mktemp("backends"))
+
+
+def started_stack(data_dir: Path) -> Iterator[stack.Stack]:
+    """Start the real programs on free loopback ports, yield the stack, stop it (fixture body)."""
+    backends = stack.Stack(bin_dir=stack.DEFAULT_BIN_DIR, data_dir=data_dir, ports=stack.Ports.free())
     missing = backends.missing_binaries()
     if missing:
         backends_unavailable(f"backend programs missing in {stack.DEFAULT_BIN_DIR}: {', '.join(missing)}")

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from .conftest import backends_unavailable, stack
+from .conftest import stack, started_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -286,17 +286,7 @@ def collector_metric(backends: stack.Stack, name: str, labels: str) -> float:
 @pytest.fixture
 def private_stack(tmp_path: Path) -> Iterator[stack.Stack]:
     """A stack of its own, so that stopping programs cannot disturb the shared one."""
-    backends = stack.Stack(stack.DEFAULT_BIN_DIR, tmp_path, stack.Ports.free())
-    if backends.missing_binaries():
-        backends_unavailable(f"backend programs missing: {', '.join(backends.missing_binaries())}")
-    try:
-        backends.start()
-    except stack.StackError as err:
-        pytest.fail(f"backend stack did not start: {err}", pytrace=False)
-    try:
-        yield backends
-    finally:
-        backends.stop()
+    yield from started_stack(tmp_path)
 
 
 def test_logs_and_traces_survive_backend_outage_and_collector_restart(private_stack: stack.Stack) -> None:
