@@ -58,7 +58,7 @@ def wait_until(probe: Callable[[], T | None], timeout: float, interval: float = 
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what or probe}", pytrace=False)
+            pytest.fail(f"{what or probe}: nothing after {timeout:g}s (last answer: {result!r})", pytrace=False)
         time.sleep(interval)
 
 

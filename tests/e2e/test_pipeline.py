@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.harness import wait_until
+
 from .conftest import stack, started_stack
 
 pytestmark = pytest.mark.e2e
@@ -59,14 +61,7 @@ class Sent:
 
 def poll(what: str, probe: Callable[[], T | None], timeout: float = POLL_TIMEOUT) -> T:
     """Call ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(1.0)
-    pytest.fail(f"{what}: nothing after {timeout:.0f}s (last answer: {last!r})", pytrace=False)
+    return wait_until(probe, timeout, interval=1.0, what=what)
 
 
 @pytest.fixture(scope="module")
