@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
@@ -169,11 +169,21 @@ def pipeline_state() -> list[ExporterState]:
         return [ExporterState(**vars(state)) for state in _states.values()]
 
 
-def _record(state: ExporterState, ok: bool) -> None:
-    if ok:
+_R = TypeVar("_R")
+
+
+def _recorded(state: ExporterState, export: Callable[[], _R], success: _R) -> _R:
+    """Run one export and record its outcome (on the export thread, never the request's)."""
+    try:
+        result = export()
+    except Exception as err:
+        state.failure(type(err).__name__)
+        raise
+    if result == success:
         state.success()
     else:
         state.failure("export failed (see the exporter's warning in the log)")
+    return result
 
 
 class _RecordingSpanExporter(SpanExporter):
@@ -184,13 +194,7 @@ class _RecordingSpanExporter(SpanExporter):
         self._state = state
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self._inner.export(spans)
-        except Exception as err:
-            self._state.failure(type(err).__name__)
-            raise
-        _record(self._state, result == SpanExportResult.SUCCESS)
-        return result
+        return _recorded(self._state, lambda: self._inner.export(spans), SpanExportResult.SUCCESS)
 
     def shutdown(self) -> None:
         self._inner.shutdown()
@@ -210,13 +214,11 @@ class _RecordingMetricExporter(MetricExporter):
         self._state = state
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        try:
-            result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception as err:
-            self._state.failure(type(err).__name__)
-            raise
-        _record(self._state, result == MetricExportResult.SUCCESS)
-        return result
+        return _recorded(
+            self._state,
+            lambda: self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs),
+            MetricExportResult.SUCCESS,
+        )
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self._inner.force_flush(timeout_millis=timeout_millis)
@@ -231,13 +233,7 @@ class _RecordingLogExporter(LogRecordExporter):
         self._state = state
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        try:
-            result = self._inner.export(batch)
-        except Exception as err:
-            self._state.failure(type(err).__name__)
-            raise
-        _record(self._state, result == LogRecordExportResult.SUCCESS)
-        return result
+        return _recorded(self._state, lambda: self._inner.export(batch), LogRecordExportResult.SUCCESS)
 
     def shutdown(self) -> None:
         self._inner.shutdown()  # type: ignore[no-untyped-call]
