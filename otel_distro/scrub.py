@@ -68,6 +68,8 @@ _KEY_HINTS = (
 )
 _TEXT_CACHE_SIZE = 4096
 _CACHED_TEXT_LENGTH = 256
+# `scheme://user:password@host`: connection strings quoted in errors and log messages.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 
@@ -118,7 +120,7 @@ class Scrubber:
         return known
 
     def text(self, value: str) -> str:
-        """Hide values of visible key=value pairs, bearer tokens and card numbers."""
+        """Hide values of visible key=value pairs, bearer tokens, URL credentials and card numbers."""
         if not value:
             return value
         cached = self._text_cache.get(value)
@@ -129,6 +131,8 @@ class Scrubber:
         if self._hinted(scrubbed):
             scrubbed = self._pair.sub(lambda m: m.group("key") + REDACTED, scrubbed)
             scrubbed = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, scrubbed)
+        if "://" in scrubbed and "@" in scrubbed:
+            scrubbed = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", scrubbed)
         if _CARD_HINT.search(scrubbed):
             scrubbed = _CARD.sub(_mask_card, scrubbed)
         if len(value) <= _CACHED_TEXT_LENGTH:

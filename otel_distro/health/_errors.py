@@ -5,16 +5,13 @@ quote connection strings."""
 from __future__ import annotations
 
 import functools
-import re
 
-from otel_distro.scrub import REDACTED, Scrubber
+from otel_distro.scrub import Scrubber
 from otel_distro.settings import get_settings
 
 __all__ = ["MAX_MESSAGE", "describe"]
 
 MAX_MESSAGE = 200
-# `scheme://user:password@host`: otel_distro.scrub handles key=value pairs, not URL credentials.
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
 
 
 @functools.cache
@@ -29,7 +26,6 @@ def error_type(err: BaseException) -> str:
 
 
 def scrub_message(text: str) -> str:
-    text = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
     text = _scrubber().text(text)
     text = " ".join(text.split())  # one line
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"

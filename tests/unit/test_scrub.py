@@ -38,6 +38,8 @@ class TestText:
             ("card 4111 1111 1111 1111 paid", f"card {REDACTED} paid"),
             ("order 1234567890123 ok", "order 1234567890123 ok"),  # fails Luhn: not a card
             ("order 42 created", "order 42 created"),
+            ("cannot reach postgres://app:pw@db:5432/x", f"cannot reach postgres://{REDACTED}@db:5432/x"),
+            ("see https://example.org/a@b", "see https://example.org/a@b"),
         ],
     )
     def test_values_hidden_keys_kept(self, text: str, expected: str) -> None:
