@@ -31,9 +31,11 @@ class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.setLevel(level)
         self.setFormatter(formatter)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if not _app_handled(record):
-            super().emit(record)
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Decided before the handler lock is taken: most records were printed by the app.
+        if _app_handled(record):
+            return False
+        return super().handle(record)
 
 
 class _Policy:

@@ -18,14 +18,14 @@ from opentelemetry.sdk._logs import LoggerProvider
 
 from otel_distro.logs._context import current_ids
 from otel_distro.logs._event import EventBuilder
-from otel_distro.logs._otlp import emit_event
+from otel_distro.logs._otlp import Emitter
 from otel_distro.scrub import Scrubber
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
 
 
 class _State:
-    provider: LoggerProvider | None = None
+    emitter: Emitter | None = None
     builder: EventBuilder | None = None
     scrubber: Scrubber | None = None
     level = logging.INFO
@@ -48,13 +48,13 @@ def add_otel_context(logger: Any, method_name: str, event_dict: MutableMapping[s
             if not key.startswith("_"):
                 event_dict[key] = _State.scrubber.value(key, value)
     if (
-        _State.provider is not None
+        _State.emitter is not None
         and _State.builder is not None
         and not isinstance(logger, logging.Logger)
         and _LEVELS.get(method_name, 20) >= _State.level
     ):
         event = _State.builder.from_structlog(method_name, event_dict, getattr(logger, "name", None))
-        emit_event(_State.provider, event["logger"], event, None)
+        _State.emitter.emit(event["logger"], event, None)
     return event_dict
 
 
@@ -93,7 +93,8 @@ def install(
         import structlog
     except ImportError:
         return False
-    _State.provider, _State.builder, _State.scrubber, _State.level = provider, builder, scrubber, level
+    _State.emitter = Emitter(provider) if provider is not None else None
+    _State.builder, _State.scrubber, _State.level = builder, scrubber, level
     if render is not None and not structlog.is_configured():
         structlog.configure(
             processors=[

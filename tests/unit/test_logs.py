@@ -4,17 +4,21 @@ import io
 import json
 import logging
 import logging.config
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import get_current
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_distro.logs import OTLPHandler, install_logging
 from otel_distro.logs._context import install_record_factory
+from otel_distro.logs._otlp import _NOT_ATTRIBUTES, Emitter, attribute_value
 from otel_distro.logs._stdlib import ConsoleHandler
+from otel_distro.otlp_encoding import encode_log_request
 from otel_distro.request_id import RequestIds
 from otel_distro.scrub import Scrubber
 from otel_distro.settings import Settings
@@ -216,6 +220,68 @@ class TestOTLPHandler:
         logging.getLogger("app").error("kept")
 
         assert [r.log_record.body for r in log_records.get_finished_logs()] == ["kept"]
+
+
+class TestEmitter:
+    """The lean path must hand the processors what `Logger.emit` would have."""
+
+    EVENT: ClassVar[dict[str, Any]] = {
+        "timestamp": "2026-11-23T09:48:10.126Z",
+        "level": "WARNING",
+        "logger": "app.orders",
+        "message": "slow",
+        "trace_id": "",
+        "span_id": "",
+        "request_id": "rid-9",
+        "service": "orders",
+        "order_id": 7,
+        "items": ["a", "b"],
+        "price": 1.5,
+        "ok": True,
+        "raw": b"bytes",
+        "obj": None,
+    }
+
+    def _both(self, tracer_provider: TracerProvider, limits: LogRecordLimits | None = None) -> tuple[Any, Any]:
+        exporter = InMemoryLogRecordExporter()
+        provider = LoggerProvider(
+            resource=RESOURCE, shutdown_on_exit=False, **({"log_record_limits": limits} if limits else {})
+        )
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        with tracer_provider.get_tracer("t").start_as_current_span("req"):
+            Emitter(provider).emit("app.orders", self.EVENT, 1_700_000_000_000_000_000)
+            attributes = {k: attribute_value(v) for k, v in self.EVENT.items() if k not in _NOT_ATTRIBUTES}
+            attributes["request.id"] = "rid-9"
+            provider.get_logger("app.orders").emit(
+                timestamp=1_700_000_000_000_000_000,
+                context=get_current(),
+                severity_number=SeverityNumber.WARN,
+                severity_text="WARN",
+                body="slow",
+                attributes=attributes,
+            )
+        ours, sdk = exporter.get_finished_logs()
+        return ours, sdk
+
+    def test_same_record_as_the_sdk_logger(self, tracer_provider: TracerProvider) -> None:
+        ours, sdk = self._both(tracer_provider)
+
+        for name in ("timestamp", "trace_id", "span_id", "trace_flags", "severity_text", "severity_number", "body"):
+            assert getattr(ours.log_record, name) == getattr(sdk.log_record, name), name
+        assert dict(ours.log_record.attributes) == dict(sdk.log_record.attributes)
+        assert ours.log_record.event_name == sdk.log_record.event_name
+        assert ours.resource is sdk.resource
+        assert ours.instrumentation_scope == sdk.instrumentation_scope
+        assert ours.dropped_attributes == sdk.dropped_attributes == 0
+        ours.log_record.observed_timestamp = sdk.log_record.observed_timestamp
+        assert encode_log_request([ours]) == encode_log_request([sdk])
+
+    @pytest.mark.filterwarnings("ignore::opentelemetry.sdk._logs.LogRecordDroppedAttributesWarning")
+    def test_limits_beyond_the_lean_path_go_through_the_sdk(self, tracer_provider: TracerProvider) -> None:
+        ours, sdk = self._both(tracer_provider, LogRecordLimits(max_attributes=3))
+
+        assert len(ours.log_record.attributes) == len(sdk.log_record.attributes) == 3
+        assert ours.dropped_attributes == sdk.dropped_attributes > 0
 
 
 class TestCoexistence:
