@@ -21,5 +21,5 @@ def scrubber() -> Scrubber | None:
 @functools.cache
 def request_ids() -> RequestIds:
     settings = get_settings()
-    log = RequestLog(settings.access_log == "distro", settings.slow_request_threshold)
+    log = RequestLog(settings.access_log == "distro", settings.slow_request_threshold, settings.access_log_export)
     return RequestIds(settings.request_id_header, settings.request_id_trust_inbound, on_response=log)

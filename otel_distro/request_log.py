@@ -12,17 +12,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from otel_distro.request_id import _Active
 
-__all__ = ["LOGGER_NAME", "RequestLog", "SuppressLoggedErrors"]
+__all__ = ["LOCAL_ONLY", "LOGGER_NAME", "RequestLog", "SuppressLoggedErrors"]
 
 LOGGER_NAME = "otel_distro.request"
+# Record attribute: print and write the line, but do not export it over OTLP.
+LOCAL_ONLY = "_otel_local_only"
 _MARK = "_otel_distro_logged"
 
 
 class RequestLog:
-    def __init__(self, access: bool, slow_threshold: float) -> None:
+    def __init__(self, access: bool, slow_threshold: float, export_access: bool = True) -> None:
         self._log = logging.getLogger(LOGGER_NAME)
         self._access = access
         self._slow = slow_threshold
+        self._access_extra = {} if export_access else {LOCAL_ONLY: True}
 
     def __call__(self, active: _Active, status: int, error: BaseException | None) -> None:
         seconds = time.perf_counter() - active.started
@@ -48,7 +51,7 @@ class RequestLog:
         if slow:
             self._log.warning("slow request", extra=fields)
         elif self._access:
-            self._log.info("request completed", extra=fields)
+            self._log.info("request completed", extra=fields | self._access_extra)
 
 
 def _mark(error: BaseException) -> None:

@@ -309,6 +309,14 @@ class Settings:
         "`distro`: one `request completed` line per request (with IDs) replaces uvicorn's and "
         "gunicorn's access lines; `server`: keep the server's; `off`: neither.",
     )
+    access_log_export: bool = _setting(
+        "OTEL_DISTRO_ACCESS_LOG_EXPORT",
+        False,
+        _bool,
+        "Also export the `request completed` lines over OTLP (to Loki). Off: they go to stdout and "
+        "the log file only, as a server's access log does; every request is already a span and a "
+        "metric, and `slow request` and error lines are always exported.",
+    )
     slow_request_threshold: float = _setting(
         "OTEL_DISTRO_SLOW_REQUEST_THRESHOLD",
         1.0,

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from otel_distro.logs._context import RECORD_FIELDS, current_ids
+from otel_distro.request_log import LOCAL_ONLY
 from otel_distro.scrub import Scrubber
 
 # Attributes every LogRecord has; anything else came from `extra=`.
 RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
-_SKIP_RECORD = RESERVED | frozenset(RECORD_FIELDS) | {"_otel_event"}
+_SKIP_RECORD = RESERVED | frozenset(RECORD_FIELDS) | {"_otel_event", LOCAL_ONLY}
 # structlog keys with a fixed place in the shape, or internal to structlog.
 _STRUCTLOG_OWN = frozenset(
     {

@@ -14,6 +14,7 @@ from opentelemetry.trace import get_current_span
 
 from otel_distro.logs._event import CORE, EventBuilder
 from otel_distro.request_id import SPAN_ATTRIBUTE
+from otel_distro.request_log import LOCAL_ONLY
 
 _SEVERITY = {
     "DEBUG": (SeverityNumber.DEBUG, "DEBUG"),
@@ -132,7 +133,7 @@ class OTLPHandler(logging.Handler):
         return False
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(_FEEDBACK):
+        if record.name.startswith(_FEEDBACK) or LOCAL_ONLY in record.__dict__:
             return
         try:
             event = self._builder.from_record(record)

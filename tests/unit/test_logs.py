@@ -20,6 +20,7 @@ from otel_distro.logs._otlp import _NOT_ATTRIBUTES, Emitter, attribute_value
 from otel_distro.logs._stdlib import ConsoleHandler
 from otel_distro.otlp_encoding import encode_log_request
 from otel_distro.request_id import RequestIds
+from otel_distro.request_log import RequestLog
 from otel_distro.scrub import Scrubber
 from otel_distro.settings import Settings
 
@@ -200,6 +201,28 @@ class TestOTLPHandler:
         assert second.attributes is not None
         assert second.attributes["exception.type"] == "ValueError"
         assert "no stock" in str(second.attributes["exception.stacktrace"])
+
+    @pytest.mark.parametrize("export", [False, True])
+    def test_access_line_is_exported_only_when_asked(
+        self,
+        tracer_provider: TracerProvider,
+        logger_provider: LoggerProvider,
+        log_records: InMemoryLogRecordExporter,
+        capsys: pytest.CaptureFixture[str],
+        export: bool,
+    ) -> None:
+        _bare_root()
+        install_logging(JSON, logger_provider, RESOURCE, None)
+        ids = RequestIds("X-Request-ID", True, on_response=RequestLog(True, 0, export_access=export))
+        with tracer_provider.get_tracer("t").start_as_current_span("GET /") as span:
+            ids.wsgi_request_hook(span, {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_REQUEST_ID": "rid-3"})
+            ids.wsgi_response_hook(span, "200 OK", [])
+
+        [line] = [json.loads(out) for out in capsys.readouterr().out.splitlines()]
+        assert (line["message"], line["request_id"], line["status"]) == ("request completed", "rid-3", 200)
+        assert "_otel_local_only" not in line
+        exported = [r.log_record.body for r in log_records.get_finished_logs()]
+        assert exported == (["request completed"] if export else [])
 
     def test_info_is_exported_and_export_failures_are_not(
         self, logger_provider: LoggerProvider, log_records: InMemoryLogRecordExporter
