@@ -81,7 +81,8 @@ def span_exporters(settings: Settings) -> list[SpanExporter]:
             if _use_grpc(settings):
                 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
             else:
-                # Upstream's exporter with a faster, byte-identical encoder (otel_distro.otlp_http).
+                # Upstream's exporter with a faster, byte-identical encoder and, for a plain-HTTP
+                # endpoint, a stdlib transport instead of requests (otel_distro.otlp_http).
                 from otel_distro.otlp_http import OTLPSpanExporter  # type: ignore[assignment]
             exporters.append(OTLPSpanExporter())
         elif name == "console":
@@ -97,9 +98,7 @@ def metric_exporters(settings: Settings) -> list[MetricExporter]:
             if _use_grpc(settings):
                 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
             else:
-                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
-                    OTLPMetricExporter,
-                )
+                from otel_distro.otlp_http import OTLPMetricExporter  # type: ignore[assignment]
             exporters.append(OTLPMetricExporter())
         elif name == "console":
             exporters.append(ConsoleMetricExporter())

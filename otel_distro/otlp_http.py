@@ -4,15 +4,29 @@ Only the encoding changes: endpoint, headers, timeout, compression, retries, TLS
 exporters' own metrics are upstream's, configured by the same variables. Whatever is not the
 plain path (exporter shut down, a value our encoder leaves to upstream, an oversized batch)
 goes to the upstream `export`, which re-encodes the batch and handles it as it always does.
+
+The transport changes only for a plain `http://` endpoint with nothing `requests` would add
+(no proxy variable, no netrc file, no credential-provider session, no user:password in the
+URL): there a kept-alive stdlib `http.client` connection sends the same POST, and the
+`requests`/`urllib3` stack (tens of milliseconds and megabytes at start-up) is never imported
+for telemetry. Every other endpoint gets upstream's `requests` transport, as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import http.client
+import os
+import string
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from opentelemetry.exporter.otlp.proto.http._common import _is_request_too_large
+from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
+from opentelemetry.exporter.otlp.proto.http._common import _is_request_too_large, _resolve_endpoint
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as _UpstreamLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as _UpstreamMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as _UpstreamSpanExporter
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExportResult
@@ -21,7 +35,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_distro.otlp_encoding import encode_log_request, encode_span_request
 
-__all__ = ["OTLPLogExporter", "OTLPSpanExporter"]
+__all__ = ["OTLPLogExporter", "OTLPMetricExporter", "OTLPSpanExporter"]
 
 _HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
 
@@ -49,7 +63,125 @@ def _encoded(exporter: Any, encode: Any, batch: Sequence[Any]) -> bytes | None:
     return None if _is_request_too_large(body, exporter._max_request_size) else body
 
 
+# Variables through which `requests` would change the request: then `requests` sends it.
+_PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+_NETRC_FILES = ("~/.netrc", "~/_netrc")
+_CREDENTIAL_PROVIDER = "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER"
+_URL_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=%")
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainHTTPResult(BaseHTTPResult):
+    body: bytes = b""
+    # http.client's HTTPMessage: header lookup is case-insensitive, as upstream requires.
+    response_headers: Any = field(default_factory=dict)
+
+    def content(self) -> bytes:
+        return self.body
+
+    def headers(self) -> Mapping[str, str]:
+        return self.response_headers  # type: ignore[no-any-return]
+
+
+class _PlainHTTPTransport(BaseHTTPTransport):
+    """POSTs over one kept-alive `http.client` connection, reopened after any error."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host = host
+        self._port = port
+        self._connection: http.client.HTTPConnection | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()  # export and force_flush may overlap
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        data: bytes | None = None,
+    ) -> BaseHTTPResult:
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        with self._lock:
+            try:
+                connection = self._connect(timeout)
+                connection.request(method, target, body=data, headers=headers or {})
+                response = connection.getresponse()
+                body = response.read()
+            except Exception as error:  # reported like upstream's transports: as the result's error
+                self._close()
+                return _PlainHTTPResult(error=error)
+            if response.will_close:
+                self._close()
+        return _PlainHTTPResult(
+            status_code=response.status, reason=response.reason, body=body, response_headers=response.headers
+        )
+
+    def _connect(self, timeout: float | None) -> http.client.HTTPConnection:
+        if self._pid != os.getpid():  # a pre-fork server's worker: the parent's socket is not ours
+            self._pid, self._connection = os.getpid(), None
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        else:
+            self._connection.timeout = timeout
+            if self._connection.sock is not None:
+                self._connection.sock.settimeout(timeout)
+        return self._connection
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        # Without the lock: shutdown must not wait for an export stuck on a slow collector.
+        self._close()
+
+    def is_connection_error(self, exception: Exception | None) -> bool:
+        # What `requests` reports as a connection error or timeout: refused, reset, a stale
+        # kept-alive connection closed by the collector, a malformed or cut-short response.
+        return isinstance(exception, (OSError, http.client.HTTPException))
+
+
+def _requests_would_change(url: str, credential_variable: str) -> bool:
+    if os.environ.get(_CREDENTIAL_PROVIDER) or os.environ.get(credential_variable):
+        return True
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return True
+    netrc_files = (os.environ["NETRC"],) if os.environ.get("NETRC") else _NETRC_FILES
+    if any(os.path.exists(os.path.expanduser(path)) for path in netrc_files):
+        return True
+    return not set(url) <= _URL_CHARACTERS  # requests would re-quote the URL
+
+
+def plain_http_transport(url: str, credential_variable: str) -> _PlainHTTPTransport | None:
+    """Our stdlib transport for a plain-HTTP endpoint; None where upstream's `requests` one is needed."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 80
+    except ValueError:  # upstream reports a malformed endpoint as it always has
+        return None
+    if parts.scheme.lower() != "http" or not parts.hostname or parts.username or parts.password:
+        return None
+    if _requests_would_change(url, credential_variable):
+        return None
+    return _PlainHTTPTransport(parts.hostname, port)
+
+
+def _transport_kwargs(kwargs: dict[str, Any], endpoint_variable: str, default_path: str, signal: str) -> dict[str, Any]:
+    if kwargs.get("session") is not None or "_transport" in kwargs:
+        return kwargs
+    url = kwargs.get("endpoint") or _resolve_endpoint(endpoint_variable, default_path)  # type: ignore[arg-type]
+    credential_variable = f"OTEL_PYTHON_EXPORTER_OTLP_HTTP_{signal}_CREDENTIAL_PROVIDER"
+    return {**kwargs, "_transport": plain_http_transport(url, credential_variable)}
+
+
 class OTLPSpanExporter(_UpstreamSpanExporter):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "v1/traces", "TRACES"))
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         body = _encoded(self, encode_span_request, spans)
         if body is None:
@@ -58,8 +190,18 @@ class OTLPSpanExporter(_UpstreamSpanExporter):
 
 
 class OTLPLogExporter(_UpstreamLogExporter):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "v1/logs", "LOGS"))
+
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         body = _encoded(self, encode_log_request, batch)
         if body is None:
             return super().export(batch)
         return LogRecordExportResult.SUCCESS if _send(self, body, len(batch)) else LogRecordExportResult.FAILURE
+
+
+class OTLPMetricExporter(_UpstreamMetricExporter):
+    """Upstream's exporter and encoder; only the transport may be ours (see the module doc)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "v1/metrics", "METRICS"))
