@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro
 
 from otel_distro.components import request_ids
-from otel_distro.instrumentors import RUNTIME_METRICS, instrument_kwargs
-from otel_distro.settings import apply_upstream_defaults, get_settings
+from otel_distro.instrumentors import RUNTIME_METRICS, instrument_kwargs, upstream_excluded_urls
+from otel_distro.settings import Settings, apply_upstream_defaults, get_settings
 
 __all__ = ["OtelDistro"]
+
+_log = logging.getLogger("otel_distro.http_server")
+_said: set[str] = set()
 
 
 class OtelDistro(BaseDistro):  # type: ignore[misc]
@@ -37,6 +41,21 @@ class OtelDistro(BaseDistro):  # type: ignore[misc]
 
         if "excluded_urls" in kwargs:  # health endpoints at custom paths stay untraced too
             kwargs["excluded_urls"] = _attach.exclude_health_paths(kwargs["excluded_urls"], _report.paths())
-        entry_point.load()().instrument(**kwargs)
+        _instrument_server(name, entry_point.load()(), settings, kwargs)
         if settings.health:
             _attach.attach_automatically(name)
+
+
+def _instrument_server(name: str, contrib: Any, settings: Settings, kwargs: dict[str, Any]) -> None:
+    """Ours unless a setting needs contrib; the contrib instrumentor is marked either way."""
+    from otel_distro import http_server
+
+    reason = http_server.contrib_reason(name, settings)
+    if reason is None:
+        excluded_urls = kwargs.get("excluded_urls", upstream_excluded_urls(name, settings))
+        http_server.instrument(name, request_ids=request_ids(), excluded_urls=excluded_urls, contrib=contrib)
+        return
+    if reason != http_server.CHOSEN and reason not in _said:
+        _said.add(reason)
+        _log.info("otel-distro: Flask/FastAPI use the contrib HTTP instrumentation because %s", reason)
+    contrib.instrument(**kwargs)

@@ -11,7 +11,7 @@ from typing import Any
 from otel_distro.request_id import RequestIds
 from otel_distro.settings import Settings
 
-__all__ = ["RUNTIME_METRICS", "instrument_kwargs"]
+__all__ = ["RUNTIME_METRICS", "instrument_kwargs", "upstream_excluded_urls"]
 
 # Process-level runtime metrics only: host-wide system.* metrics (network connections in
 # particular) are costly and belong to a host agent, not to every service process.
@@ -34,6 +34,12 @@ def _excluded_urls(settings: Settings, framework_specific: str | None) -> dict[s
     if framework_specific or settings.python_excluded_urls:
         return {}
     return {"excluded_urls": ",".join(settings.excluded_urls)}
+
+
+def upstream_excluded_urls(name: str, settings: Settings) -> str:
+    """The excluded URLs contrib reads from the upstream variables when none are passed."""
+    framework_specific = settings.fastapi_excluded_urls if name == "fastapi" else settings.flask_excluded_urls
+    return framework_specific or settings.python_excluded_urls or ""
 
 
 def instrument_kwargs(name: str, settings: Settings, request_ids: RequestIds) -> dict[str, Any]:

@@ -120,7 +120,8 @@ class RequestIds:
             return inbound
         return new_request_id()
 
-    def _begin(self, span: Span, inbound: str | None, method: str, path: str) -> None:
+    def begin(self, span: Span, inbound: str | None, method: str, path: str) -> None:
+        """A request started in `span`: pick its ID (`inbound` is the header's value, if any)."""
         request_id = self._choose(inbound)
         trace_id = span.get_span_context().trace_id
         _active.set(_Active(trace_id, request_id, time.perf_counter(), method, span, path))
@@ -131,12 +132,12 @@ class RequestIds:
         """`server_request_hook` of the ASGI/FastAPI instrumentation."""
         if scope.get("type") == "http":
             inbound = _asgi_header(scope, self._asgi_name)
-            self._begin(span, inbound, str(scope.get("method", "")), str(scope.get("path", "")))
+            self.begin(span, inbound, str(scope.get("method", "")), str(scope.get("path", "")))
 
     def wsgi_request_hook(self, span: Span, environ: dict[str, Any]) -> None:
         """`request_hook` of the Flask/WSGI instrumentation."""
         method, path = str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", ""))
-        self._begin(span, environ.get(self._wsgi_key), method, path)
+        self.begin(span, environ.get(self._wsgi_key), method, path)
 
     def wsgi_response_hook(self, span: Span, status: str, headers: list[tuple[str, str]]) -> None:
         """`response_hook` of the Flask instrumentation: the response is starting."""

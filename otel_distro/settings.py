@@ -254,6 +254,35 @@ class Settings:
         _csv_choice("send", "receive"),
         "Per-message ASGI spans to drop (`send`, `receive`); empty keeps both.",
     )
+    http_instrumentation: str = _setting(
+        "OTEL_DISTRO_HTTP_INSTRUMENTATION",
+        "distro",
+        _choice("distro", "contrib"),
+        "Flask and FastAPI server spans and metrics: `distro` (ours, the same telemetry as the contrib "
+        "instrumentations at a fraction of the cost per request) or `contrib`. Settings only contrib "
+        "implements (header capture, other semantic-convention modes) switch to `contrib` by themselves.",
+    )
+    capture_headers_server_request: str | None = _setting(
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+        None,
+        _optional_str,
+        "Upstream variable: request headers recorded on server spans; when set, Flask and FastAPI use the "
+        "contrib instrumentations.",
+    )
+    capture_headers_server_response: str | None = _setting(
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",
+        None,
+        _optional_str,
+        "Upstream variable: response headers recorded on server spans; when set, Flask and FastAPI use the "
+        "contrib instrumentations.",
+    )
+    capture_all_methods: str | None = _setting(
+        "OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS",
+        None,
+        _optional_str,
+        "Upstream variable: keep non-standard HTTP methods instead of `_OTHER`; when set, Flask and FastAPI "
+        "use the contrib instrumentations.",
+    )
     runtime_metrics: bool = _setting(
         "OTEL_DISTRO_RUNTIME_METRICS",
         True,
