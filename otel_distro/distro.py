@@ -53,7 +53,14 @@ def _instrument_server(name: str, contrib: Any, settings: Settings, kwargs: dict
     reason = http_server.contrib_reason(name, settings)
     if reason is None:
         excluded_urls = kwargs.get("excluded_urls", upstream_excluded_urls(name, settings))
-        http_server.instrument(name, request_ids=request_ids(), excluded_urls=excluded_urls, contrib=contrib)
+        http_server.instrument(
+            name,
+            request_ids=request_ids(),
+            excluded_urls=excluded_urls,
+            tracer_provider=kwargs.get("tracer_provider"),
+            meter_provider=kwargs.get("meter_provider"),
+            contrib=contrib,
+        )
         return
     if reason != http_server.CHOSEN and reason not in _said:
         _said.add(reason)

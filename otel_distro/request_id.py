@@ -110,34 +110,38 @@ class RequestIds:
 
     def __init__(self, header: str, trust_inbound: bool, on_response: ResponseCallback | None = None) -> None:
         self.header = header
-        self._asgi_name = header.lower().encode("latin-1")
-        self._wsgi_key = "HTTP_" + header.upper().replace("-", "_")
+        self.asgi_key = header.lower().encode("latin-1")  # the header's name in an ASGI scope
+        self.wsgi_key = "HTTP_" + header.upper().replace("-", "_")  # ... and in a WSGI environ
         self._trust_inbound = trust_inbound
         self._on_response = on_response
 
-    def _choose(self, inbound: str | None) -> str:
+    def choose(self, inbound: str | None) -> str:
+        """The request's ID: the inbound one (the header's value) when trusted and safe, else a new one."""
         if inbound is not None and self._trust_inbound and is_safe_request_id(inbound):
             return inbound
         return new_request_id()
 
+    def activate(self, span: Span, request_id: str, method: str, path: str) -> None:
+        """Remember `request_id` for the request traced by `span` (which records it already)."""
+        _active.set(_Active(span.get_span_context().trace_id, request_id, time.perf_counter(), method, span, path))
+
     def begin(self, span: Span, inbound: str | None, method: str, path: str) -> None:
-        """A request started in `span`: pick its ID (`inbound` is the header's value, if any)."""
-        request_id = self._choose(inbound)
-        trace_id = span.get_span_context().trace_id
-        _active.set(_Active(trace_id, request_id, time.perf_counter(), method, span, path))
+        """A request started in `span`: pick its ID, remember it, record it on the span."""
+        request_id = self.choose(inbound)
+        self.activate(span, request_id, method, path)
         if span.is_recording():
             span.set_attribute(SPAN_ATTRIBUTE, request_id)
 
     def asgi_server_request_hook(self, span: Span, scope: dict[str, Any]) -> None:
         """`server_request_hook` of the ASGI/FastAPI instrumentation."""
         if scope.get("type") == "http":
-            inbound = _asgi_header(scope, self._asgi_name)
+            inbound = _asgi_header(scope, self.asgi_key)
             self.begin(span, inbound, str(scope.get("method", "")), str(scope.get("path", "")))
 
     def wsgi_request_hook(self, span: Span, environ: dict[str, Any]) -> None:
         """`request_hook` of the Flask/WSGI instrumentation."""
         method, path = str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", ""))
-        self.begin(span, environ.get(self._wsgi_key), method, path)
+        self.begin(span, environ.get(self.wsgi_key), method, path)
 
     def wsgi_response_hook(self, span: Span, status: str, headers: list[tuple[str, str]]) -> None:
         """`response_hook` of the Flask instrumentation: the response is starting."""

@@ -26,6 +26,7 @@ _TARGETS = {
     "fastapi": ("fastapi", "FastAPI", "_original_fastapi"),
 }
 _originals: dict[str, type] = {}
+MARK = "_otel_distro_http_server"
 
 
 def instrument(
@@ -42,20 +43,22 @@ def instrument(
     `contrib` is the contrib instrumentor being replaced: it is marked as instrumented, so a
     later `instrument()` of it does nothing and its `uninstrument()` restores the framework.
     """
-    if framework in _originals:
-        return
     module_name, class_name, contrib_attribute = _TARGETS[framework]
     module = importlib.import_module(module_name)
     original = getattr(module, class_name)
+    if getattr(original, MARK, False):  # ours already, possibly under the health layer
+        return
     config = Config(request_ids, ExcludedUrls(excluded_urls), tracer_provider, meter_provider)
     if framework == "flask":
         from otel_distro.http_server._flask import flask_class
 
-        setattr(module, class_name, flask_class(original, config))
+        ours = flask_class(original, config)
     else:
         from otel_distro.http_server._fastapi import fastapi_class
 
-        setattr(module, class_name, fastapi_class(original, config))
+        ours = fastapi_class(original, config)
+    setattr(ours, MARK, True)
+    setattr(module, class_name, ours)
     _originals[framework] = original
     if contrib is not None:
         setattr(contrib, contrib_attribute, original)
@@ -63,7 +66,9 @@ def instrument(
 
 
 def is_instrumented(framework: str) -> bool:
-    return framework in _originals
+    """Whether apps of `framework` created now get our instrumentation."""
+    module_name, class_name, _ = _TARGETS[framework]
+    return bool(getattr(getattr(importlib.import_module(module_name), class_name), MARK, False))
 
 
 def uninstrument(framework: str) -> None:

@@ -168,7 +168,6 @@ class _Middleware:
         self._tracer = server.tracer
         self._excluded = server.config.excluded
         self._request_ids = server.config.request_ids
-        self._request_id_key = self._request_ids.header.lower().encode("latin-1") if self._request_ids else b""
         self._routes: dict[tuple[Any, ...], str | None] = {}
         # Contrib keeps the last response's Content-Length on the middleware, not per request.
         self.content_length_header: int | None = None
@@ -216,6 +215,11 @@ class _Middleware:
         attributes = request_attributes(scope, index, server_host, port)
         if route:
             attributes["http.route"] = route
+        ids = self._request_ids
+        http = kind == "http"
+        if ids is not None and http:  # the request hook's attribute, set at start rather than after
+            inbound = index.get(ids.asgi_key)
+            request_id = attributes["request.id"] = ids.choose(inbound[0].decode("latin-1") if inbound else None)
         parent = context.get_current()
         token = None
         if trace.get_current_span(parent) is INVALID_SPAN:
@@ -225,12 +229,13 @@ class _Middleware:
         else:
             span_kind = SpanKind.INTERNAL
         span = self._tracer.start_span(name, parent, span_kind, attributes)
-        http = kind == "http"
         active_attributes = pick(attributes, ACTIVE_KEYS)
         if http:
             self._server.active.add(1, active_attributes)
         try:
-            await self._call_in_span(span, parent, scope, index, receive, send, attributes)
+            if ids is not None and http:
+                ids.activate(span, request_id, str(scope.get("method", "")), str(scope.get("path", "")))
+            await self._call_in_span(span, parent, scope, receive, send, attributes)
         finally:
             if http:
                 self._record(span, start, attributes, active_attributes, index)
@@ -244,7 +249,6 @@ class _Middleware:
         span: Span,
         parent: Context,
         scope: Scope,
-        index: Headers,
         receive: Receive,
         send: Send,
         attributes: Attributes,
@@ -253,8 +257,6 @@ class _Middleware:
         try:
             span_token = context.attach(trace.set_span_in_context(span, parent))
             try:
-                if self._request_ids is not None and scope["type"] == "http":
-                    self._begin_request_id(span, scope, index)
                 await self.app(scope, receive, self._send(span, send, attributes))
             finally:
                 context.detach(span_token)
@@ -263,18 +265,6 @@ class _Middleware:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
-
-    def _begin_request_id(self, span: Span, scope: Scope, index: Headers) -> None:
-        inbound = index.get(self._request_id_key)
-        try:  # contrib runs the hook through its `failsafe` wrapper
-            self._request_ids.begin(  # type: ignore[union-attr]
-                span,
-                inbound[0].decode("latin-1") if inbound else None,
-                str(scope.get("method", "")),
-                str(scope.get("path", "")),
-            )
-        except Exception as exc:
-            span.record_exception(exc)
 
     def _send(self, span: Span, send: Send, attributes: Attributes) -> Send:
         async def otel_send(message: Message) -> None:
@@ -288,7 +278,8 @@ class _Middleware:
                     code = -1
                 apply_status(span, attributes, code, text)
             propagator = get_global_response_propagator()
-            if propagator:
+            # Contrib also injects into body messages, whose headers no server reads: skipped.
+            if propagator and kind != "http.response.body":
                 propagator.inject(message, context=trace.set_span_in_context(span, Context()), setter=asgi_setter)
             content_length = _first(message.get("headers"), b"content-length")
             if content_length:

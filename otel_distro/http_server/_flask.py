@@ -15,7 +15,6 @@ from time import time_ns
 from timeit import default_timer
 from typing import Any
 
-from flask.globals import _cv_request
 from opentelemetry import context, trace
 from opentelemetry.instrumentation.flask.version import __version__
 from opentelemetry.instrumentation.propagators import get_global_response_propagator
@@ -49,6 +48,22 @@ _STATE = "otel_distro.http_server"
 _SQLCOMMENTER = "SQLCOMMENTER_ORM_TAGS_AND_VALUES"
 _FRAMEWORK = f"flask:{version('flask')}"
 _log = logging.getLogger(SCOPE)  # contrib's logger: the same warning under the same name
+
+try:  # Flask 2.2+: the request context is a context variable; read it without the proxies
+    from flask.globals import _cv_request
+
+    def _request_ctx() -> Any:
+        return _cv_request.get(None)
+
+except ImportError:  # a Flask that dropped it: go through the public proxy
+    from flask.globals import request_ctx as _proxy
+
+    def _request_ctx() -> Any:
+        try:
+            return _proxy._get_current_object()  # type: ignore[attr-defined]
+        except RuntimeError:
+            return None
+
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -192,7 +207,7 @@ class _FlaskServer:
         return _wrapped_app
 
     def _response_started(self, state: _Request, environ: dict[str, Any], status: str, headers: list[Any]) -> None:
-        request_ctx = _cv_request.get(None)
+        request_ctx = _request_ctx()
         if state.checked:
             traced = not state.excluded
         else:  # no before_request ran for this environ: decide as contrib does, from the request
@@ -220,7 +235,7 @@ class _FlaskServer:
             self._request_ids.wsgi_response_hook(span, status, headers)  # type: ignore[arg-type]
 
     def _before_request(self) -> None:
-        request_ctx = _cv_request.get()
+        request_ctx = _request_ctx()
         request = request_ctx.request
         environ = request.environ
         state = environ.get(_STATE)
@@ -237,6 +252,9 @@ class _FlaskServer:
             name = f"{span_name_method(environ.get('REQUEST_METHOD', ''))} {rule.rule}"
         else:
             name = _fallback_span_name(environ)
+        ids = self._request_ids
+        if ids is not None:  # the request hook's attribute, set at start rather than after
+            request_id = attributes["request.id"] = ids.choose(environ.get(ids.wsgi_key))
         parent = context.get_current()
         if trace.get_current_span(parent) is INVALID_SPAN:
             parent = extract(environ, getter=wsgi_getter)
@@ -244,8 +262,9 @@ class _FlaskServer:
         else:
             kind = SpanKind.INTERNAL
         span = self._tracer.start_span(name, parent, kind, attributes, start_time=state.start_ns)
-        if self._request_ids is not None:
-            self._request_ids.wsgi_request_hook(span, environ)
+        if ids is not None:
+            method, path = str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", ""))
+            ids.activate(span, request_id, method, path)
         tags = {"framework": _FRAMEWORK}
         if request.endpoint:
             tags["controller"] = request.endpoint
@@ -257,7 +276,7 @@ class _FlaskServer:
         state.request_ctx = request_ctx
 
     def _teardown_request(self, exc: BaseException | None) -> None:
-        request_ctx = _cv_request.get(None)
+        request_ctx = _request_ctx()
         if request_ctx is None:
             return
         state = request_ctx.request.environ.get(_STATE)

@@ -109,8 +109,7 @@ def _span(span: ReadableSpan, inbound_request_id: bool, names: dict[int, str]) -
 def _metrics(reader: InMemoryMetricReader) -> dict[tuple[Any, ...], Any]:
     found: dict[tuple[Any, ...], Any] = {}
     data = reader.get_metrics_data()
-    assert data is not None
-    for resource_metrics in data.resource_metrics:
+    for resource_metrics in data.resource_metrics if data else ():
         for scope_metrics in resource_metrics.scope_metrics:
             scope = scope_metrics.scope
             for metric in scope_metrics.metrics:
@@ -171,7 +170,9 @@ def _propagators() -> Iterator[None]:
 Runner = Callable[[Any, Call], tuple[int, list[tuple[str, str]]]]
 
 
-def run(framework: str, implementation: str, make_app: Callable[[], Any], call_app: Runner) -> Snapshot:
+def run(
+    framework: str, implementation: str, make_app: Callable[[], Any], call_app: Runner, calls: list[Call] = CALLS
+) -> Snapshot:
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider(shutdown_on_exit=False)
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -198,7 +199,7 @@ def run(framework: str, implementation: str, make_app: Callable[[], Any], call_a
     snapshot = Snapshot()
     try:
         app = make_app()
-        for call in CALLS:
+        for call in calls:
             status, headers = call_app(app, call)
             names = sorted({name.lower() for name, _ in headers})
             request_id = next((v for k, v in headers if k.lower() == "x-request-id"), None)
@@ -220,10 +221,10 @@ def run(framework: str, implementation: str, make_app: Callable[[], Any], call_a
     return snapshot
 
 
-def assert_same(contrib: Snapshot, ours: Snapshot) -> None:
-    for call, expected, got in zip(CALLS, contrib.spans, ours.spans, strict=True):
+def assert_same(contrib: Snapshot, ours: Snapshot, calls: list[Call] = CALLS) -> None:
+    for call, expected, got in zip(calls, contrib.spans, ours.spans, strict=True):
         assert got == expected, call
-    for call, expected_response, got_response in zip(CALLS, contrib.responses, ours.responses, strict=True):
+    for call, expected_response, got_response in zip(calls, contrib.responses, ours.responses, strict=True):
         assert got_response == expected_response, call
     assert ours.logs == contrib.logs
     assert ours.metrics.keys() == contrib.metrics.keys()
@@ -455,3 +456,52 @@ class TestFastAPIParity:
         finally:
             http_server.uninstrument("fastapi")
         assert _legacy_otel(app.build_middleware_stack())
+
+    def test_websocket_same_as_contrib(self) -> None:
+        def make() -> Any:
+            app = fastapi.FastAPI()
+
+            @app.websocket("/ws/{room}")
+            async def chat(websocket: fastapi.WebSocket, room: str) -> None:
+                await websocket.accept()
+                await websocket.send_text(f"hello {room}")
+                await websocket.close()
+
+            return app
+
+        calls = [Call("WS", "/ws/lobby", headers=(("x-request-id", "abc-123"),)), Call("WS", "/health")]
+        contrib = run("fastapi", "contrib", make, _call_websocket, calls)
+        ours = run("fastapi", "distro", make, _call_websocket, calls)
+
+        assert_same(contrib, ours, calls)
+        assert ours.spans[0][0]["name"] == "HTTP /ws/{room}"
+
+
+def _call_websocket(app: Any, call: Call) -> tuple[int, list[tuple[str, str]]]:
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "ws",
+        "root_path": "",
+        "path": call.path,
+        "raw_path": call.path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:8000")] + [(k.encode(), v.encode()) for k, v in call.headers],
+        "subprotocols": [],
+    }
+    inbox = [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return inbox.pop(0) if inbox else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    accept = next((m for m in messages if m["type"] == "websocket.accept"), {"headers": []})
+    kinds = len(messages)
+    return kinds, [(bytes(k).decode(), bytes(v).decode()) for k, v in accept.get("headers") or []]
