@@ -258,8 +258,8 @@ class Settings:
         "OTEL_DISTRO_HTTP_INSTRUMENTATION",
         "distro",
         _choice("distro", "contrib"),
-        "Flask and FastAPI server spans and metrics: `distro` (ours, the same telemetry as the contrib "
-        "instrumentations at a fraction of the cost per request) or `contrib`. Settings only contrib "
+        "Flask and FastAPI server spans and metrics: `distro` (ours: the same telemetry as the contrib "
+        "instrumentations for about half their CPU per request) or `contrib`. Settings only contrib "
         "implements (header capture, other semantic-convention modes) switch to `contrib` by themselves.",
     )
     capture_headers_server_request: str | None = _setting(
