@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import wrapt  # opentelemetry-instrumentation's own dependency
 from opentelemetry.instrumentation.distro import BaseDistro
 
 from otel_distro.components import request_ids
-from otel_distro.instrumentors import RUNTIME_METRICS, instrument_kwargs, upstream_excluded_urls
+from otel_distro.instrumentors import ON_IMPORT, RUNTIME_METRICS, instrument_kwargs, upstream_excluded_urls
 from otel_distro.settings import Settings, apply_upstream_defaults, get_settings
 
 __all__ = ["OtelDistro"]
@@ -33,6 +34,10 @@ class OtelDistro(BaseDistro):  # type: ignore[misc]
                 entry_point.load()(config=RUNTIME_METRICS).instrument(**kwargs)
             return
         kwargs.update(instrument_kwargs(name, settings, request_ids()))
+        if name in ON_IMPORT:
+            # At once if the app already imported the module, else right after its import does.
+            wrapt.register_post_import_hook(lambda _module: _instrument_quietly(entry_point, kwargs), ON_IMPORT[name])
+            return
         if name not in ("fastapi", "flask"):
             entry_point.load()().instrument(**kwargs)
             return
@@ -66,3 +71,11 @@ def _instrument_server(name: str, contrib: Any, settings: Settings, kwargs: dict
         _said.add(reason)
         _log.info("otel-distro: Flask/FastAPI use the contrib HTTP instrumentation because %s", reason)
     contrib.instrument(**kwargs)
+
+
+def _instrument_quietly(entry_point: Any, kwargs: dict[str, Any]) -> None:
+    # Runs inside the app's own import statement: a failure is logged, never raised into the app.
+    try:
+        entry_point.load()().instrument(**kwargs)
+    except Exception:
+        logging.getLogger("otel_distro.distro").exception("otel-distro: instrumenting %s failed", entry_point.name)

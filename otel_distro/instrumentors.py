@@ -11,7 +11,11 @@ from typing import Any
 from otel_distro.request_id import RequestIds
 from otel_distro.settings import Settings
 
-__all__ = ["RUNTIME_METRICS", "instrument_kwargs", "upstream_excluded_urls"]
+__all__ = ["ON_IMPORT", "RUNTIME_METRICS", "instrument_kwargs", "upstream_excluded_urls"]
+
+# Client libraries by entry-point name -> module: instrumented when the app imports the module, since
+# loading them at start-up would import requests/urllib3/httpx (50-100 ms each) even in apps that never use them.
+ON_IMPORT: dict[str, str] = {"requests": "requests", "urllib3": "urllib3", "httpx": "httpx", "httpx2": "httpx2"}
 
 # Process-level runtime metrics only: host-wide system.* metrics (network connections in
 # particular) are costly and belong to a host agent, not to every service process.
