@@ -30,6 +30,7 @@ from starlette.background import BackgroundTask
 from starlette.middleware.errors import ServerErrorMiddleware
 
 from otel_distro.http_server._config import Config
+from otel_distro.http_server._recorder import Recorder
 from otel_distro.http_server._semconv import (
     ACTIVE_KEYS,
     DURATION_KEYS,
@@ -231,7 +232,7 @@ class _Middleware:
         span = self._tracer.start_span(name, parent, span_kind, attributes)
         active_attributes = pick(attributes, ACTIVE_KEYS)
         if http:
-            self._server.active.add(1, active_attributes)
+            self._server.active.record(1, active_attributes)
         try:
             if ids is not None and http:
                 ids.activate(span, request_id, str(scope.get("method", "")), str(scope.get("path", "")))
@@ -303,7 +304,7 @@ class _Middleware:
         duration_attributes = pick(attributes, DURATION_KEYS)
         span_context = trace.set_span_in_context(span)
         server.duration.record(max(default_timer() - start, 0), duration_attributes, context=span_context)
-        server.active.add(-1, active_attributes)
+        server.active.record(-1, active_attributes)
         if self.content_length_header:
             server.response_size.record(self.content_length_header, duration_attributes, context=span_context)
         request_size = index.get(b"content-length")
@@ -329,10 +330,10 @@ class _FastAPIServer:
         self.config = config
         self.tracer = trace.get_tracer(SCOPE, __version__, config.tracer_provider, schema_url=SCHEMA_URL)
         meter = get_meter(SCOPE, __version__, config.meter_provider, schema_url=SCHEMA_URL)
-        self.duration = duration_histogram(meter)
-        self.response_size = response_body_size(meter)
-        self.request_size = request_body_size(meter)
-        self.active = active_requests(meter)
+        self.duration = Recorder(duration_histogram(meter), negative_allowed=False)
+        self.response_size = Recorder(response_body_size(meter), negative_allowed=False)
+        self.request_size = Recorder(request_body_size(meter), negative_allowed=False)
+        self.active = Recorder(active_requests(meter), negative_allowed=True)
         _trace_background_tasks(self.tracer)
 
     def wrap(self, stack: Any) -> Any:

@@ -25,6 +25,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.http import normalize_user_agent
 
 from otel_distro.http_server._config import Config
+from otel_distro.http_server._recorder import Recorder
 from otel_distro.http_server._semconv import (
     ACTIVE_KEYS,
     DURATION_KEYS,
@@ -160,8 +161,8 @@ class _FlaskServer:
         self._request_ids = config.request_ids
         self._excluded = config.excluded
         meter = get_meter(SCOPE, __version__, config.meter_provider, schema_url=SCHEMA_URL)
-        self._duration = duration_histogram(meter)
-        self._active = active_requests(meter)
+        self._duration = Recorder(duration_histogram(meter), negative_allowed=False)
+        self._active = Recorder(active_requests(meter), negative_allowed=True)
         self._tracer = trace.get_tracer(SCOPE, __version__, config.tracer_provider, schema_url=SCHEMA_URL)
 
     def instrument(self, app: Any) -> None:
@@ -186,7 +187,7 @@ class _FlaskServer:
             state = _Request(request_attributes(environ), start_ns)
             environ[_STATE] = state
             active_attributes = pick(state.attributes, ACTIVE_KEYS)
-            active.add(1, active_attributes)
+            active.record(1, active_attributes)
 
             def _start_response(status: str, headers: list[tuple[str, str]], *args: Any, **kwargs: Any) -> Any:
                 self._response_started(state, environ, status, headers)
@@ -202,7 +203,7 @@ class _FlaskServer:
                     duration.record(max(default_timer() - start, 0), attributes, context=metrics_context)
                 return result
             finally:
-                active.add(-1, active_attributes)
+                active.record(-1, active_attributes)
 
         return _wrapped_app
 
