@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_distro.otlp_encoding import encode_log_request, encode_span_request
+from otel_distro.settings import Settings, get_settings
 
 __all__ = ["OTLPLogExporter", "OTLPMetricExporter", "OTLPSpanExporter"]
 
@@ -63,10 +64,8 @@ def _encoded(exporter: Any, encode: Any, batch: Sequence[Any]) -> bytes | None:
     return None if _is_request_too_large(body, exporter._max_request_size) else body
 
 
-# Variables through which `requests` would change the request: then `requests` sends it.
-_PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+# Where `requests` looks for netrc credentials when the NETRC variable is unset.
 _NETRC_FILES = ("~/.netrc", "~/_netrc")
-_CREDENTIAL_PROVIDER = "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER"
 _URL_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=%")
 
 
@@ -145,19 +144,21 @@ class _PlainHTTPTransport(BaseHTTPTransport):
         return isinstance(exception, (OSError, http.client.HTTPException))
 
 
-def _requests_would_change(url: str, credential_variable: str) -> bool:
-    if os.environ.get(_CREDENTIAL_PROVIDER) or os.environ.get(credential_variable):
+def _requests_would_change(url: str, signal: str, settings: Settings) -> bool:
+    # What `requests` would add to the request: a credential-provider session, a proxy, netrc credentials.
+    if settings.otlp_http_credential_provider_for(signal) or settings.http_proxy_configured:
         return True
-    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
-        return True
-    netrc_files = (os.environ["NETRC"],) if os.environ.get("NETRC") else _NETRC_FILES
+    netrc_files = (settings.netrc,) if settings.netrc else _NETRC_FILES
     if any(os.path.exists(os.path.expanduser(path)) for path in netrc_files):
         return True
     return not set(url) <= _URL_CHARACTERS  # requests would re-quote the URL
 
 
-def plain_http_transport(url: str, credential_variable: str) -> _PlainHTTPTransport | None:
-    """Our stdlib transport for a plain-HTTP endpoint; None where upstream's `requests` one is needed."""
+def plain_http_transport(url: str, signal: str, settings: Settings | None = None) -> _PlainHTTPTransport | None:
+    """Our stdlib transport for a plain-HTTP endpoint; None where upstream's `requests` one is needed.
+
+    `signal` is `traces`, `metrics` or `logs`; `settings` default to the process's.
+    """
     try:
         parts = urlsplit(url)
         port = parts.port or 80
@@ -165,7 +166,7 @@ def plain_http_transport(url: str, credential_variable: str) -> _PlainHTTPTransp
         return None
     if parts.scheme.lower() != "http" or not parts.hostname or parts.username or parts.password:
         return None
-    if _requests_would_change(url, credential_variable):
+    if _requests_would_change(url, signal, get_settings() if settings is None else settings):
         return None
     return _PlainHTTPTransport(parts.hostname, port)
 
@@ -174,13 +175,12 @@ def _transport_kwargs(kwargs: dict[str, Any], endpoint_variable: str, default_pa
     if kwargs.get("session") is not None or "_transport" in kwargs:
         return kwargs
     url = kwargs.get("endpoint") or _resolve_endpoint(endpoint_variable, default_path)  # type: ignore[arg-type]
-    credential_variable = f"OTEL_PYTHON_EXPORTER_OTLP_HTTP_{signal}_CREDENTIAL_PROVIDER"
-    return {**kwargs, "_transport": plain_http_transport(url, credential_variable)}
+    return {**kwargs, "_transport": plain_http_transport(url, signal)}
 
 
 class OTLPSpanExporter(_UpstreamSpanExporter):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "v1/traces", "TRACES"))
+        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "v1/traces", "traces"))
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         body = _encoded(self, encode_span_request, spans)
@@ -191,7 +191,7 @@ class OTLPSpanExporter(_UpstreamSpanExporter):
 
 class OTLPLogExporter(_UpstreamLogExporter):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "v1/logs", "LOGS"))
+        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "v1/logs", "logs"))
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         body = _encoded(self, encode_log_request, batch)
@@ -204,4 +204,4 @@ class OTLPMetricExporter(_UpstreamMetricExporter):
     """Upstream's exporter and encoder; only the transport may be ours (see the module doc)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "v1/metrics", "METRICS"))
+        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "v1/metrics", "metrics"))

@@ -474,6 +474,70 @@ class Settings:
         "Upstream variable: instrumentations not loaded, comma-separated entry-point names (`urllib3,requests`).",
     )
 
+    # Upstream variables `requests` honours, usually set for other reasons: when one applies, the
+    # OTLP/HTTP exporters keep upstream's `requests` transport instead of ours (`otel_distro.otlp_http`).
+    http_proxy: str | None = _setting(
+        "http_proxy",
+        None,
+        _optional_str,
+        "Upstream (system-wide) variable, usually set for other programs: proxy for `http://` URLs. "
+        "When set, the OTLP/HTTP exporters send through `requests`, which uses it; masked by the doctor.",
+        secret=True,
+    )
+    http_proxy_uppercase: str | None = _setting(
+        "HTTP_PROXY",
+        None,
+        _optional_str,
+        "Upstream (system-wide) variable: as `http_proxy`.",
+        secret=True,
+    )
+    all_proxy: str | None = _setting(
+        "all_proxy",
+        None,
+        _optional_str,
+        "Upstream (system-wide) variable, usually set for other programs: proxy for every scheme. "
+        "When set, the OTLP/HTTP exporters send through `requests`, which uses it; masked by the doctor.",
+        secret=True,
+    )
+    all_proxy_uppercase: str | None = _setting(
+        "ALL_PROXY",
+        None,
+        _optional_str,
+        "Upstream (system-wide) variable: as `all_proxy`.",
+        secret=True,
+    )
+    netrc: str | None = _setting(
+        "NETRC",
+        None,
+        _optional_str,
+        "Upstream (system-wide) variable: the netrc file `requests` reads instead of `~/.netrc`. "
+        "When that file exists, the OTLP/HTTP exporters send through `requests`, which may take credentials from it.",
+    )
+    otlp_http_credential_provider: str | None = _setting(
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+        None,
+        _optional_str,
+        "Upstream variable: entry point giving the OTLP/HTTP exporters a `requests` session (their transport).",
+    )
+    otlp_http_traces_credential_provider: str | None = _setting(
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
+        None,
+        _optional_str,
+        "Upstream variable: as above, for the trace exporter only.",
+    )
+    otlp_http_metrics_credential_provider: str | None = _setting(
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_METRICS_CREDENTIAL_PROVIDER",
+        None,
+        _optional_str,
+        "Upstream variable: as above, for the metric exporter only.",
+    )
+    otlp_http_logs_credential_provider: str | None = _setting(
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER",
+        None,
+        _optional_str,
+        "Upstream variable: as above, for the log exporter only.",
+    )
+
     # Where each value came from, for `otel-distro doctor`; not a setting itself.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -483,6 +547,16 @@ class Settings:
         if self.otlp_endpoint:
             return self.otlp_endpoint
         return "http://localhost:4317" if self.otlp_protocol == "grpc" else "http://localhost:4318"
+
+    @property
+    def http_proxy_configured(self) -> bool:
+        """A proxy variable `requests` would use for an `http://` URL is set (`http_proxy`, `all_proxy`, any case)."""
+        return bool(self.http_proxy or self.http_proxy_uppercase or self.all_proxy or self.all_proxy_uppercase)
+
+    def otlp_http_credential_provider_for(self, signal: str) -> str | None:
+        """The credential provider upstream's OTLP/HTTP exporter of `signal` (`traces`, `metrics`, `logs`) loads."""
+        specific: str | None = getattr(self, f"otlp_http_{signal}_credential_provider")
+        return self.otlp_http_credential_provider or specific
 
 
 def setting_fields() -> tuple[Any, ...]:

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_distro import otlp_http
 from otel_distro.otlp_encoding import encode_span_request
+from otel_distro.settings import Settings, load_settings
 
 
 class _Collector:
@@ -63,8 +64,8 @@ def collector() -> Iterator[_Collector]:
 
 @pytest.fixture(autouse=True)
 def _no_requests_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    for name in (*otlp_http._PROXY_VARIABLES, "NETRC", otlp_http._CREDENTIAL_PROVIDER):
-        monkeypatch.delenv(name, raising=False)
+    # No proxy, netrc or credential-provider setting, whatever this machine's environment holds.
+    monkeypatch.setattr(otlp_http, "get_settings", Settings)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
 
 
@@ -106,24 +107,41 @@ class TestTransportChoice:
         assert isinstance(exporter._client._transport, RequestsHTTPTransport)
 
     @pytest.mark.parametrize(
-        ("name", "value"),
+        "name",
         [
-            ("HTTP_PROXY", "http://proxy:3128"),
-            ("all_proxy", "http://proxy:3128"),
-            ("OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER", "x"),
-            ("OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER", "x"),
+            "http_proxy",
+            "HTTP_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+            "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+            "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
         ],
     )
-    def test_environment_requests_would_use_keeps_requests(
-        self, monkeypatch: pytest.MonkeyPatch, name: str, value: str
-    ) -> None:
-        monkeypatch.setenv(name, value)
-        assert otlp_http.plain_http_transport("http://collector:4318/v1/traces", name) is None
+    def test_environment_requests_would_use_keeps_requests(self, name: str) -> None:
+        settings = load_settings({name: "http://proxy:3128"})
+        assert otlp_http.plain_http_transport("http://collector:4318/v1/traces", "traces", settings) is None
+
+    def test_another_signals_credential_provider_does_not_count(self) -> None:
+        settings = load_settings({"OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER": "x"})
+        assert otlp_http.plain_http_transport("http://collector:4318/v1/traces", "traces", settings) is not None
+        assert otlp_http.plain_http_transport("http://collector:4318/v1/logs", "logs", settings) is None
+
+    def test_exporters_read_the_process_settings(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(otlp_http, "get_settings", lambda: load_settings({"HTTP_PROXY": "http://proxy:3128"}))
+        exporter = otlp_http.OTLPSpanExporter(endpoint="http://127.0.0.1:4318/v1/traces")
+        assert isinstance(exporter._client._transport, RequestsHTTPTransport)
 
     def test_netrc_keeps_requests(self, tmp_path: Any) -> None:
         (tmp_path / ".netrc").write_text("machine collector login a password b\n")
+        assert otlp_http.plain_http_transport("http://collector:4318/v1/traces", "traces") is None
+
+    def test_netrc_variable_keeps_requests(self, tmp_path: Any) -> None:
+        netrc = tmp_path / "credentials"
         url = "http://collector:4318/v1/traces"
-        assert otlp_http.plain_http_transport(url, "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER") is None
+        settings = load_settings({"NETRC": str(netrc)})
+        assert otlp_http.plain_http_transport(url, "traces", settings) is not None  # no such file
+        netrc.write_text("machine collector login a password b\n")
+        assert otlp_http.plain_http_transport(url, "traces", settings) is None
 
     def test_a_session_keeps_requests(self) -> None:
         import requests
@@ -188,7 +206,7 @@ class TestPlainHTTPTransport:
         assert len(collector.requests) == 1
 
     def test_an_unreachable_collector_is_a_connection_error(self) -> None:
-        transport = otlp_http.plain_http_transport("http://127.0.0.1:9/v1/traces", "unset")
+        transport = otlp_http.plain_http_transport("http://127.0.0.1:9/v1/traces", "traces")
         assert transport is not None
         result = transport.request("POST", "http://127.0.0.1:9/v1/traces", data=b"x", timeout=1)
         assert result.status_code is None
