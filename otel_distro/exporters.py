@@ -281,16 +281,46 @@ def limit_export_warnings(interval: float) -> list[tuple[logging.Logger, logging
     return added
 
 
+_CLEAN_PAIRS = 8192
+
+
 class ScrubbingSpanExporter(SpanExporter):
     """Scrubs span and event attributes (captured headers included) before export."""
 
     def __init__(self, inner: SpanExporter, scrubber: Scrubber) -> None:
         self._inner = inner
         self._scrubber = scrubber
+        # (key, value) pairs already found clean: most repeat from span to span.
+        self._clean: set[tuple[str, Any]] = set()
+
+    def _attributes(self, attributes: Any) -> dict[str, Any] | None:
+        """The scrubbed attributes, or None when nothing had to change."""
+        # BoundedAttributes keeps a plain dict: iterating it skips the Mapping protocol's calls.
+        raw = getattr(attributes, "_dict", attributes)
+        clean, scrubbed = self._clean, None
+        for key, value in raw.items():
+            try:
+                if (key, value) in clean:
+                    continue
+                hashable = True
+            except TypeError:  # an unhashable value: checked every time
+                hashable = False
+            new = self._scrubber.value(key, value)
+            if new == value:
+                if hashable:
+                    if len(clean) >= _CLEAN_PAIRS:
+                        clean.clear()
+                    clean.add((key, value))
+                continue
+            if scrubbed is None:
+                scrubbed = dict(raw)
+            scrubbed[key] = new
+        return scrubbed
 
     def _scrubbed(self, span: ReadableSpan) -> ReadableSpan:
-        attributes = dict(span.attributes or {})
-        cleaned = self._scrubber.mapping(attributes)
+        # The span's own BoundedAttributes rather than the read-only proxy `attributes` returns.
+        attributes = getattr(span, "_attributes", None) or span.attributes
+        cleaned = self._attributes(attributes) if attributes else None
         events = span.events
         if any(e.attributes for e in events):
             from opentelemetry.sdk.trace import Event
@@ -298,14 +328,14 @@ class ScrubbingSpanExporter(SpanExporter):
             events = tuple(
                 Event(e.name, self._scrubber.mapping(dict(e.attributes or {})), e.timestamp) for e in span.events
             )
-        if cleaned == attributes and events is span.events:
+        if cleaned is None and events is span.events:
             return span
         return ReadableSpan(
             name=span.name,
             context=span.context,
             parent=span.parent,
             resource=span.resource,
-            attributes=cleaned,
+            attributes=cleaned if cleaned is not None else span.attributes,
             events=events,
             links=span.links,
             kind=span.kind,
