@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["DEFAULT_KEYS", "REDACTED", "Scrubber"]
 
@@ -41,10 +41,11 @@ DEFAULT_KEYS: tuple[str, ...] = (
     "signature",
 )
 
+# The free-text patterns are compiled on a Scrubber's first `text()` (see `_TextPatterns`), not at import.
 # 13-19 digits, optionally grouped by spaces or dashes: candidate card numbers (Luhn-checked).
-_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+_CARD = r"\b(?:\d[ -]?){12,18}\d\b"
 # Cheap hints checked before the full patterns: most text contains no secret at all.
-_CARD_HINT = re.compile(r"\d{4}[ -]?\d{4}[ -]?\d{4}")
+_CARD_HINT = r"\d{4}[ -]?\d{4}[ -]?\d{4}"
 _KEY_HINTS = (
     "pass",
     "pwd",
@@ -69,8 +70,8 @@ _KEY_HINTS = (
 _TEXT_CACHE_SIZE = 4096
 _CACHED_TEXT_LENGTH = 256
 # `scheme://user:password@host`: connection strings quoted in errors and log messages.
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_URL_USERINFO = r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@"
+_BEARER = r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"
 
 
 def _luhn(digits: str) -> bool:
@@ -88,28 +89,49 @@ def _mask_card(match: re.Match[str]) -> str:
     return REDACTED if 13 <= len(digits) <= 19 and _luhn(digits) else match.group(0)
 
 
+class _TextPatterns(NamedTuple):
+    """What `Scrubber.text()` searches free text with."""
+
+    hint: re.Pattern[str]
+    pair: re.Pattern[str]
+    bearer: re.Pattern[str]
+    url_userinfo: re.Pattern[str]
+    card_hint: re.Pattern[str]
+    card: re.Pattern[str]
+
+
 class Scrubber:
     """Scrubs mappings and free text; built once from the key fragments."""
 
     def __init__(self, extra_keys: Iterable[str] = ()) -> None:
-        extra = tuple(k.lower() for k in extra_keys if k)
-        # One case-insensitive search instead of lowering the text and testing each hint.
-        self._hint = re.compile("|".join(re.escape(h) for h in _KEY_HINTS + extra), re.IGNORECASE)
+        self._extra = tuple(k.lower() for k in extra_keys if k)
         self._key_cache: dict[str, bool] = {}
         # Scrubbed text by input: span attributes and log fields repeat from request to request.
         self._text_cache: dict[str, str] = {}
-        fragments = "|".join((*DEFAULT_KEYS, *(re.escape(k) for k in extra)))
-        self._key = re.compile(f"(?i)(?:{fragments})")
-        # key=value, key: value, "key": "value" inside text: keep the key, hide the value.
-        self._pair = re.compile(
-            rf"""(?ix)
-            (?P<key>["']?[\w.-]*(?:{fragments})[\w.-]*["']?\s*[=:]\s*)
-            (?P<value>(?:bearer|basic)\s+[^\s,;&"'}}]+|"[^"]*"|'[^']*'|[^\s,;&"'}}]+)
-            """
-        )
+        self._fragments = "|".join((*DEFAULT_KEYS, *(re.escape(k) for k in self._extra)))
+        self._key = re.compile(f"(?i)(?:{self._fragments})")
+        # Compiled on first use: a few milliseconds of start-up otherwise.
+        self._patterns: _TextPatterns | None = None
 
-    def _hinted(self, text: str) -> bool:
-        return self._hint.search(text) is not None
+    def _text_patterns(self) -> _TextPatterns:
+        # Two threads may both compile: harmless, they build equal patterns.
+        fragments = self._fragments
+        self._patterns = patterns = _TextPatterns(
+            # One case-insensitive search instead of lowering the text and testing each hint.
+            hint=re.compile("|".join(re.escape(h) for h in _KEY_HINTS + self._extra), re.IGNORECASE),
+            # key=value, key: value, "key": "value" inside text: keep the key, hide the value.
+            pair=re.compile(
+                rf"""(?ix)
+                (?P<key>["']?[\w.-]*(?:{fragments})[\w.-]*["']?\s*[=:]\s*)
+                (?P<value>(?:bearer|basic)\s+[^\s,;&"'}}]+|"[^"]*"|'[^']*'|[^\s,;&"'}}]+)
+                """
+            ),
+            bearer=re.compile(_BEARER),
+            url_userinfo=re.compile(_URL_USERINFO),
+            card_hint=re.compile(_CARD_HINT),
+            card=re.compile(_CARD),
+        )
+        return patterns
 
     def is_sensitive(self, key: str) -> bool:
         known = self._key_cache.get(key)
@@ -126,15 +148,16 @@ class Scrubber:
         cached = self._text_cache.get(value)
         if cached is not None:
             return cached
+        patterns = self._patterns or self._text_patterns()
         scrubbed = value
         # Cheap pre-checks first: most log messages contain no secret at all.
-        if self._hinted(scrubbed):
-            scrubbed = self._pair.sub(lambda m: m.group("key") + REDACTED, scrubbed)
-            scrubbed = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, scrubbed)
+        if patterns.hint.search(scrubbed) is not None:
+            scrubbed = patterns.pair.sub(lambda m: m.group("key") + REDACTED, scrubbed)
+            scrubbed = patterns.bearer.sub(lambda m: m.group(1) + " " + REDACTED, scrubbed)
         if "://" in scrubbed and "@" in scrubbed:
-            scrubbed = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", scrubbed)
-        if _CARD_HINT.search(scrubbed):
-            scrubbed = _CARD.sub(_mask_card, scrubbed)
+            scrubbed = patterns.url_userinfo.sub(lambda m: m.group(1) + REDACTED + "@", scrubbed)
+        if patterns.card_hint.search(scrubbed):
+            scrubbed = patterns.card.sub(_mask_card, scrubbed)
         if len(value) <= _CACHED_TEXT_LENGTH:
             if len(self._text_cache) >= _TEXT_CACHE_SIZE:
                 self._text_cache.clear()

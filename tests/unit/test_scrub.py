@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from otel_distro.scrub import REDACTED, Scrubber
@@ -44,3 +46,26 @@ class TestText:
     )
     def test_values_hidden_keys_kept(self, text: str, expected: str) -> None:
         assert SCRUB.text(text) == expected
+
+    def test_extra_keys_apply_to_text(self) -> None:
+        assert SCRUB.text("pin=1234 user=bob") == f"pin={REDACTED} user=bob"
+
+
+class TestLazyPatterns:
+    def test_free_text_patterns_compile_on_first_use_only(self) -> None:
+        scrubber = Scrubber(["pin"])
+        assert scrubber._patterns is None
+        assert scrubber.value("password", "x") == REDACTED  # keys need no free-text pattern
+        assert scrubber._patterns is None
+        assert scrubber.text("pin=1234") == f"pin={REDACTED}"
+        patterns = scrubber._patterns
+        assert patterns is not None
+        scrubber.text("token=abc")
+        assert scrubber._patterns is patterns
+
+    def test_threads_racing_on_first_use_agree(self) -> None:
+        scrubber = Scrubber()
+        text = "password=hunter2 card 4111 1111 1111 1111 via postgres://app:pw@db/x"
+        with ThreadPoolExecutor(8) as pool:
+            results = set(pool.map(lambda _: scrubber.text(text), range(64)))
+        assert results == {f"password={REDACTED} card {REDACTED} via postgres://{REDACTED}@db/x"}
