@@ -193,6 +193,32 @@ class Settings:
         _number(float, 100, 3_600_000),
         "Milliseconds between metric exports over OTLP.",
     )
+    span_queue: int = _setting(
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        2048,
+        _number(int, 1, 1_000_000),
+        "Spans held for export at most; beyond it new spans are dropped (bounded memory while the "
+        "collector is unreachable).",
+    )
+    log_queue: int = _setting(
+        "OTEL_BLRP_MAX_QUEUE_SIZE",
+        2048,
+        _number(int, 1, 1_000_000),
+        "Log records held for export at most, as for spans.",
+    )
+    span_export_batch: int = _setting(
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        128,
+        _number(int, 1, 1_000_000),
+        "Spans per OTLP export (at most the queue size). Smaller than upstream's 512: encoding a "
+        "batch holds the GIL, and shorter bursts keep request tail latency down.",
+    )
+    log_export_batch: int = _setting(
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+        128,
+        _number(int, 1, 1_000_000),
+        "Log records per OTLP export (upstream: 512; at most the queue size), for the same reason.",
+    )
     semconv_opt_in: str = _setting(
         "OTEL_SEMCONV_STABILITY_OPT_IN",
         "http",
@@ -625,6 +651,11 @@ def upstream_defaults(settings: Settings) -> dict[str, str]:
         # and refreshed after fork, so pre-fork workers stay distinguishable.
         "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "process,host,os",
         "OTEL_METRICS_EXEMPLAR_FILTER": "trace_based",
+        "OTEL_BSP_MAX_QUEUE_SIZE": str(settings.span_queue),
+        "OTEL_BLRP_MAX_QUEUE_SIZE": str(settings.log_queue),
+        # The SDK refuses a batch larger than its queue.
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": str(min(settings.span_export_batch, settings.span_queue)),
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": str(min(settings.log_export_batch, settings.log_queue)),
     }
 
 

@@ -112,6 +112,16 @@ class TestUpstreamDefaults:
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
         assert env["OTEL_METRICS_EXEMPLAR_FILTER"] == "always_on"
 
+    def test_export_batches_are_smaller_and_never_exceed_the_queue(self) -> None:
+        env: dict[str, str] = {}
+        apply_upstream_defaults(load_settings(env), env)
+        small = {"OTEL_BLRP_MAX_QUEUE_SIZE": "64"}
+        apply_upstream_defaults(load_settings(small), small)
+
+        assert env["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] == env["OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"] == "128"
+        assert small["OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"] == "64"
+        assert small["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] == "128"
+
     def test_invalid_user_value_is_replaced_by_the_fallback_we_announced(self) -> None:
         env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}
         apply_upstream_defaults(load_settings(env), env)
