@@ -354,6 +354,20 @@ def variants(frameworks: list[str], features: bool, log_dir: Path, floors: bool 
                 Variant(framework, "ours+scrub=false", "ours", (("OTEL_DISTRO_SCRUB", "false"),), note="no scrubbing"),
                 Variant(framework, "ours+structlog", "ours", path="/hello-structlog", note="route logs via structlog"),
                 Variant(framework, "ours+access_log=off", "ours", (("OTEL_DISTRO_ACCESS_LOG", "off"),)),
+                Variant(
+                    framework,
+                    "ours+access_log_export",
+                    "ours",
+                    (("OTEL_DISTRO_ACCESS_LOG_EXPORT", "true"),),
+                    note="request-completed lines over OTLP too",
+                ),
+                Variant(
+                    framework,
+                    "ours+contrib_http",
+                    "ours",
+                    (("OTEL_DISTRO_HTTP_INSTRUMENTATION", "contrib"),),
+                    note="contrib server instrumentation instead of ours",
+                ),
             ]
         if floors:
             chosen += [
