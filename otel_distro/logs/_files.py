@@ -2,7 +2,7 @@
 
 Every write takes an exclusive `flock` on a sibling lock file, reopens the file if another
 process rotated it meanwhile, and rotates only while holding the lock, so no two processes
-ever rotate the same file. Costs a lock and a `stat` per line: this is an opt-in feature.
+ever rotate the same file. Costs a lock and one `stat` per line: this is an opt-in feature.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class SharedRotatingFileHandler(logging.Handler):
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._max_bytes = max_bytes
         self._backups = backups
-        self._lock_file = open(f"{self._path}.lock", "a")  # noqa: SIM115 - held for the handler's life
+        self._lock_file: IO[str] | None = None
         self._stream: IO[str] | None = None
         self._inode = -1
 
@@ -33,21 +33,27 @@ class SharedRotatingFileHandler(logging.Handler):
         self._inode = os.fstat(self._stream.fileno()).st_ino
         return self._stream
 
-    def _current(self) -> IO[str]:
-        try:
-            on_disk = os.stat(self._path).st_ino
-        except FileNotFoundError:
-            on_disk = -1
-        if self._stream is None or on_disk != self._inode:
-            return self._open()
-        return self._stream
+    def _current(self) -> tuple[IO[str], os.stat_result]:
+        """The open stream and the file's state on disk: one `stat` per line, no `tell()`.
 
-    def _due(self, stream: IO[str], incoming: int) -> bool:
-        size = stream.tell()
+        The size comes from the file, not from our stream: other processes append to it too
+        (always under the lock, flushed), and a text stream's `tell()` is slow.
+        """
+        try:
+            on_disk: os.stat_result | None = os.stat(self._path)
+        except FileNotFoundError:
+            on_disk = None
+        if self._stream is None or on_disk is None or on_disk.st_ino != self._inode:
+            stream = self._open()
+            return stream, os.fstat(stream.fileno())
+        return self._stream, on_disk
+
+    def _due(self, on_disk: os.stat_result, incoming: int) -> bool:
+        size = on_disk.st_size
         if size and size + incoming > self._max_bytes:
             return True
         if size:
-            modified = dt.datetime.fromtimestamp(os.stat(self._path).st_mtime, dt.timezone.utc).date()
+            modified = dt.datetime.fromtimestamp(on_disk.st_mtime, dt.timezone.utc).date()
             return modified < dt.datetime.now(dt.timezone.utc).date()
         return False
 
@@ -64,10 +70,14 @@ class SharedRotatingFileHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record) + "\n"
+            # Opened on demand: `dictConfig` (uvicorn calls it at start-up) closes every handler
+            # it replaces, and ours is put back on the root logger afterwards.
+            if self._lock_file is None or self._lock_file.closed:
+                self._lock_file = open(f"{self._path}.lock", "a")  # noqa: SIM115 - kept until close()
             fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             try:
-                stream = self._current()
-                if self._due(stream, len(line.encode("utf-8"))):
+                stream, on_disk = self._current()
+                if self._due(on_disk, len(line.encode("utf-8"))):
                     self._rotate()
                     stream = self._open()
                 stream.write(line)
@@ -83,7 +93,9 @@ class SharedRotatingFileHandler(logging.Handler):
             if self._stream is not None:
                 self._stream.close()
                 self._stream = None
-            self._lock_file.close()
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
         finally:
             self.release()
         super().close()

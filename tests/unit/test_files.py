@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import multiprocessing
 import os
 from pathlib import Path
+
+import pytest
 
 from otel_distro.logs._files import SharedRotatingFileHandler
 
@@ -55,3 +58,22 @@ class TestSharedRotatingFileHandler:
         lines = [line for p in tmp_path.glob("app.log*") if p.suffix != ".lock" for line in p.read_text().splitlines()]
         assert len(lines) == 600
         assert len(set(lines)) == 600
+
+    def test_keeps_writing_after_dict_config_closed_it(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        # uvicorn runs dictConfig at start-up, which closes every root handler it replaces;
+        # the distro puts ours back, and it must still write (it used to fail every line).
+        from otel_distro.logs import install_logging
+        from otel_distro.settings import Settings
+
+        path = tmp_path / "app.log"
+        root = logging.getLogger()
+        root.handlers[:] = []
+        install_logging(Settings(log_file=str(path), log_format="json", console_logs="off"), None)
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "root": {"level": "INFO"}})
+        errors: list[logging.LogRecord] = []
+        monkeypatch.setattr(logging.Handler, "handleError", lambda self, record: errors.append(record))
+
+        logging.getLogger("app").warning("after dictConfig")
+
+        assert not errors
+        assert "after dictConfig" in path.read_text()
