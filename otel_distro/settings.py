@@ -127,6 +127,44 @@ def _url_path(raw: str) -> str:
     return value.rstrip("/") or "/"
 
 
+def _regex_csv(raw: str) -> tuple[str, ...]:
+    """Comma-separated regular expressions, each compiled here so a bad one is refused at start-up."""
+    values = _csv(raw)
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise _Invalid(f"comma-separated regular expressions ({value!r}: {err})") from None
+    return values
+
+
+def _optional_regex_csv(raw: str) -> str | None:
+    """An upstream list of regular expressions, kept as the text upstream parses, checked as ours."""
+    return ",".join(_regex_csv(raw)) or None
+
+
+def _log_file(raw: str) -> str | None:
+    """A path the log file can be created at: read-only checks (stat, access), nothing is created."""
+    value = raw.strip()
+    if not value:
+        return None
+    path = os.path.abspath(value)
+    if os.path.isdir(path):
+        raise _Invalid("a file path, not a directory")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise _Invalid("a file this process may write")
+        return value
+    ancestor = os.path.dirname(path)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise _Invalid(f"a path whose directory can be created ({ancestor} is not a directory)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise _Invalid(f"a path whose directory can be created ({ancestor} is not writable)")
+    return value
+
+
 def _setting(env: str, default: Any, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
     """Declare one setting as a dataclass field carrying its environment variable."""
     return field(default=default, metadata={"env": env, "parse": parse, "doc": doc, "secret": secret})
@@ -251,27 +289,27 @@ class Settings:
     excluded_urls: tuple[str, ...] = _setting(
         "OTEL_DISTRO_EXCLUDED_URLS",
         ("/health", "/healthz", "/livez", "/readyz", "/metrics$"),
-        _csv,
+        _regex_csv,
         "Comma-separated regular expressions of URLs not traced (searched in the full URL). "
         "`OTEL_PYTHON_EXCLUDED_URLS` still wins when set.",
     )
     python_excluded_urls: str | None = _setting(
         "OTEL_PYTHON_EXCLUDED_URLS",
         None,
-        _optional_str,
+        _optional_regex_csv,
         "Upstream variable: when set (or `OTEL_PYTHON_FASTAPI_EXCLUDED_URLS` / "
         "`OTEL_PYTHON_FLASK_EXCLUDED_URLS`), it replaces `OTEL_DISTRO_EXCLUDED_URLS`.",
     )
     fastapi_excluded_urls: str | None = _setting(
         "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS",
         None,
-        _optional_str,
+        _optional_regex_csv,
         "Upstream variable: URLs not traced by the FastAPI instrumentation only.",
     )
     flask_excluded_urls: str | None = _setting(
         "OTEL_PYTHON_FLASK_EXCLUDED_URLS",
         None,
-        _optional_str,
+        _optional_regex_csv,
         "Upstream variable: URLs not traced by the Flask instrumentation only.",
     )
     asgi_exclude_spans: tuple[str, ...] = _setting(
@@ -381,7 +419,7 @@ class Settings:
     log_file: str | None = _setting(
         "OTEL_DISTRO_LOG_FILE",
         None,
-        _optional_str,
+        _log_file,
         "Also write JSON lines to this file, rotated by size and daily (safe with several workers).",
     )
     log_file_max_bytes: int = _setting(
@@ -606,9 +644,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             sources[f.name] = SOURCE_ENV
         except _Invalid as err:
             _log.warning(
-                "otel-distro: %s=%r is not valid (expected %s); using the default %s instead",
+                "otel-distro: %s=%s is not valid (expected %s); using the default %s instead",
                 name,
-                raw,
+                _quoted(raw, f.metadata["secret"]),
                 err,
                 _format_default(f.default),
             )
@@ -674,7 +712,21 @@ def apply_upstream_defaults(settings: Settings, environ: MutableMapping[str, str
             env[name] = value
 
 
+def _quoted(raw: str, secret: bool) -> str:
+    """The value as a warning quotes it: bounded, and masked for a secret."""
+    if secret:
+        return "'***'"
+    return repr(raw) if len(raw) <= 120 else repr(raw[:120]) + f"... ({len(raw)} characters)"
+
+
+def variable(attribute: str) -> str:
+    """The environment variable of a setting, for messages: `variable("log_file")`."""
+    return str(next(f for f in setting_fields() if f.name == attribute).metadata["env"])
+
+
 def _format_default(value: object) -> str:
+    if value is None:
+        return "(unset)"
     if isinstance(value, tuple):
         return repr(",".join(value))
     return repr(value)

@@ -33,11 +33,12 @@ from otel_distro.logs._stdlib import ConsoleHandler
 from otel_distro.logs._structlog import add_otel_context
 from otel_distro.request_log import SuppressLoggedErrors
 from otel_distro.scrub import Scrubber
-from otel_distro.settings import Settings
+from otel_distro.settings import Settings, variable
 
 __all__ = ["OTLPHandler", "add_otel_context", "current_ids", "install_logging"]
 
 _ACCESS_LOGGERS = ("uvicorn.access", "gunicorn.access")
+_log = logging.getLogger("otel_distro.logs")
 
 
 def _service(resource: Resource | None) -> Service:
@@ -76,20 +77,37 @@ def install_logging(
         handlers.append(ConsoleHandler(sys.stderr, logging.WARNING, logging.Formatter("%(message)s")))
     else:
         handlers.append(ConsoleHandler(sys.stdout, level, formatter))
-    if settings.log_file:
-        file_handler = SharedRotatingFileHandler(
-            settings.log_file, settings.log_file_max_bytes, settings.log_file_backups
-        )
-        file_handler.setFormatter(EventFormatter(builder, json_lines=True))
-        file_handler.setLevel(level)
+    file_handler = _log_file(settings, builder, level)
+    if file_handler is not None:
         handlers.append(file_handler)
 
     silenced = _ACCESS_LOGGERS if settings.access_log != "server" else ()
     app_formatter = formatter if settings.console_logs == "replace" else None
-    _stdlib.attach(handlers, level, app_formatter=app_formatter, silenced=silenced)
+    attached = _stdlib.attach(handlers, level, app_formatter=app_formatter, silenced=silenced)
     uvicorn_errors = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, SuppressLoggedErrors) for f in uvicorn_errors.filters):
         uvicorn_errors.addFilter(SuppressLoggedErrors())
 
     render = None if settings.console_logs == "off" else (render_json if json_lines else render_console)
-    _structlog.install(provider, builder, scrubber, level, render)
+    # structlog events that never become stdlib records reach the same file through this handler.
+    in_use = next((h for h in attached if isinstance(h, SharedRotatingFileHandler)), None)
+    _structlog.install(provider, builder, scrubber, level, render, in_use)
+
+
+def _log_file(settings: Settings, builder: EventBuilder, level: int) -> SharedRotatingFileHandler | None:
+    """The log file's handler, or None (one warning) when its directory cannot be made: console only."""
+    if not settings.log_file:
+        return None
+    setting = variable("log_file")
+    try:
+        handler = SharedRotatingFileHandler(
+            settings.log_file, settings.log_file_max_bytes, settings.log_file_backups, setting
+        )
+    except OSError as err:
+        _log.warning(
+            "otel-distro: %s=%r cannot be used (%s); logging to the console only", setting, settings.log_file, err
+        )
+        return None
+    handler.setFormatter(EventFormatter(builder, json_lines=True))
+    handler.setLevel(level)
+    return handler

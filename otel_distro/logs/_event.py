@@ -92,6 +92,15 @@ class EventBuilder:
     def _fields(self, items: Mapping[str, Any]) -> dict[str, Any]:
         return self._scrubber.mapping(items) if self._scrubber else dict(items)
 
+    def _exception(self, exc_info: Any) -> dict[str, str] | None:
+        """The exception's type, message and stack trace; the trace is scrubbed like the message,
+        since it repeats the message and quotes the source lines around it."""
+        exception = exception_fields(exc_info)
+        if exception is not None and self._scrubber is not None:
+            exception["message"] = self._scrubber.text(exception["message"])
+            exception["stacktrace"] = self._scrubber.text(exception["stacktrace"])
+        return exception
+
     def _base(self, created: float, level: str, logger: str, message: str, ids: tuple[str, str, str]) -> dict[str, Any]:
         return {
             "timestamp": iso_utc(created),
@@ -125,9 +134,8 @@ class EventBuilder:
             message = record.getMessage()
         event = self._base(record.created, record.levelname, record.name, message, ids)
         event.update(self._fields(extra))
-        exception = exception_fields(record.exc_info)
+        exception = self._exception(record.exc_info)
         if exception:
-            exception["message"] = self._scrub_text(exception["message"])
             event["exception"] = exception
         record._otel_event = event
         return event
@@ -151,9 +159,8 @@ class EventBuilder:
             import sys
 
             exc_info = sys.exc_info()
-        exception = exception_fields(exc_info)
+        exception = self._exception(exc_info)
         if exception:
-            exception["message"] = self._scrub_text(exception["message"])
             event["exception"] = exception
         return event
 

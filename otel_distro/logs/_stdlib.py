@@ -58,8 +58,11 @@ def attach(
     level: int,
     app_formatter: logging.Formatter | None = None,
     silenced: tuple[str, ...] = (),
-) -> None:
-    """Add our handlers to the root logger (once per handler class) and open the level."""
+) -> list[logging.Handler]:
+    """Add our handlers to the root logger (once per handler class) and open the level.
+
+    Returns the handlers in use: those of an earlier call where one of the same class was attached.
+    """
     root = logging.getLogger()
     for handler in handlers:
         if not any(type(h) is type(handler) for h in _Policy.ours):
@@ -72,6 +75,7 @@ def attach(
         root.setLevel(level)
     _reapply()
     _guard_config_functions()
+    return list(_Policy.ours)
 
 
 def _reapply() -> None:

@@ -1,4 +1,5 @@
-"""structlog support: IDs in every event, secrets scrubbed, events exported over OTLP.
+"""structlog support: IDs in every event, secrets scrubbed, events exported over OTLP and
+written to the log file next to stdlib's lines.
 
 structlog keeps its processor chain in a global configuration that the app usually sets
 after we start. If the app never configures it, we give it our chain (same JSON/console
@@ -17,7 +18,8 @@ from typing import Any
 from opentelemetry.sdk._logs import LoggerProvider
 
 from otel_distro.logs._context import current_ids
-from otel_distro.logs._event import EventBuilder
+from otel_distro.logs._event import EventBuilder, render_json
+from otel_distro.logs._files import SharedRotatingFileHandler
 from otel_distro.logs._otlp import Emitter
 from otel_distro.scrub import Scrubber
 
@@ -29,33 +31,52 @@ class _State:
     builder: EventBuilder | None = None
     scrubber: Scrubber | None = None
     level = logging.INFO
+    file: SharedRotatingFileHandler | None = None
+
+
+# Left for the app's own renderer, which turns it into text; our events scrub that text.
+_NOT_SCRUBBED = frozenset({"exc_info"})
 
 
 def add_otel_context(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """structlog processor: add `trace_id`, `span_id`, `request_id`, scrub, and export.
+    """structlog processor: add `trace_id`, `span_id`, `request_id`, scrub, then export and write
+    the event to the log file.
 
-    Events whose logger is a stdlib logger are exported by the stdlib handler instead, so
-    nothing is sent twice.
+    Events whose logger is a stdlib logger reach the OTLP and file handlers through stdlib
+    instead, so nothing is sent or written twice.
     """
+    _add_ids(event_dict)
+    if _State.scrubber is not None:
+        _scrub(_State.scrubber, event_dict)
+    if not isinstance(logger, logging.Logger) and _LEVELS.get(method_name, 20) >= _State.level:
+        _export(logger, method_name, event_dict)
+    return event_dict
+
+
+def _add_ids(event_dict: MutableMapping[str, Any]) -> None:
     trace_id, span_id, request_id = current_ids()
     if trace_id:
         event_dict.setdefault("trace_id", trace_id)
         event_dict.setdefault("span_id", span_id)
     if request_id:
         event_dict.setdefault("request_id", request_id)
-    if _State.scrubber is not None:
-        for key, value in list(event_dict.items()):
-            if not key.startswith("_"):
-                event_dict[key] = _State.scrubber.value(key, value)
-    if (
-        _State.emitter is not None
-        and _State.builder is not None
-        and not isinstance(logger, logging.Logger)
-        and _LEVELS.get(method_name, 20) >= _State.level
-    ):
-        event = _State.builder.from_structlog(method_name, event_dict, getattr(logger, "name", None))
-        _State.emitter.emit(event["logger"], event, None)
-    return event_dict
+
+
+def _scrub(scrubber: Scrubber, event_dict: MutableMapping[str, Any]) -> None:
+    for key, value in list(event_dict.items()):
+        if not key.startswith("_") and key not in _NOT_SCRUBBED:
+            event_dict[key] = scrubber.value(key, value)
+
+
+def _export(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> None:
+    builder, emitter, file = _State.builder, _State.emitter, _State.file
+    if builder is None or (emitter is None and file is None):
+        return
+    event = builder.from_structlog(method_name, event_dict, getattr(logger, "name", None))
+    if emitter is not None:
+        emitter.emit(event["logger"], event, None)
+    if file is not None:
+        file.write_line(render_json(event))
 
 
 def _renderer(builder: EventBuilder, render: Callable[[Any], str]) -> Callable[..., str]:
@@ -87,6 +108,7 @@ def install(
     scrubber: Scrubber | None,
     level: int,
     render: Callable[[Any], str] | None,
+    file: SharedRotatingFileHandler | None = None,
 ) -> bool:
     """Hook into structlog if it is installed; returns whether it was."""
     try:
@@ -94,7 +116,7 @@ def install(
     except ImportError:
         return False
     _State.emitter = Emitter(provider) if provider is not None else None
-    _State.builder, _State.scrubber, _State.level = builder, scrubber, level
+    _State.builder, _State.scrubber, _State.level, _State.file = builder, scrubber, level, file
     if render is not None and not structlog.is_configured():
         structlog.configure(
             processors=[

@@ -22,6 +22,15 @@ def _write(path: str, count: int, tag: str) -> None:
     handler.close()
 
 
+_inherited: SharedRotatingFileHandler | None = None
+
+
+def _write_inherited(count: int, tag: str) -> None:
+    assert _inherited is not None
+    for i in range(count):
+        _inherited.emit(_record(f"{tag}-{i:04d}-" + "x" * 40))
+
+
 class TestSharedRotatingFileHandler:
     def test_rotates_by_size_and_keeps_the_newest_backups(self, tmp_path: Path) -> None:
         path = tmp_path / "logs" / "app.log"
@@ -77,3 +86,21 @@ class TestSharedRotatingFileHandler:
 
         assert not errors
         assert "after dictConfig" in path.read_text()
+
+    def test_workers_forked_after_the_first_line_lose_no_line(self, tmp_path: Path) -> None:
+        # gunicorn --preload: the master logs at import (opening the file and its lock), then forks.
+        global _inherited
+        path = tmp_path / "app.log"
+        _inherited = SharedRotatingFileHandler(path, max_bytes=2000, backups=1000)
+        _inherited.emit(_record("master-0000"))
+        fork = multiprocessing.get_context("fork")
+        workers = [fork.Process(target=_write_inherited, args=(300, f"w{n}")) for n in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        _inherited.close()
+
+        lines = [line for p in tmp_path.glob("app.log*") if p.suffix != ".lock" for line in p.read_text().splitlines()]
+        assert [w.exitcode for w in workers] == [0, 0, 0]
+        assert len(set(lines)) == len(lines) == 901
