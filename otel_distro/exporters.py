@@ -32,6 +32,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
 
 from otel_distro.scrub import Scrubber
 from otel_distro.settings import Settings
@@ -318,6 +319,9 @@ class ScrubbingSpanExporter(SpanExporter):
         return scrubbed
 
     def _scrubbed(self, span: ReadableSpan) -> ReadableSpan:
+        """The span as it may leave the process: its name, attributes, events (recorded exceptions'
+        messages and stack traces) and status description scrubbed like log lines."""
+        text = self._scrubber.text
         # The span's own BoundedAttributes rather than the read-only proxy `attributes` returns.
         attributes = getattr(span, "_attributes", None) or span.attributes
         cleaned = self._attributes(attributes) if attributes else None
@@ -328,10 +332,16 @@ class ScrubbingSpanExporter(SpanExporter):
             events = tuple(
                 Event(e.name, self._scrubber.mapping(dict(e.attributes or {})), e.timestamp) for e in span.events
             )
-        if cleaned is None and events is span.events:
+        name = text(span.name)
+        status = span.status
+        if status.description:
+            description = text(status.description)
+            if description != status.description:
+                status = Status(status.status_code, description)
+        if cleaned is None and events is span.events and name == span.name and status is span.status:
             return span
         return ReadableSpan(
-            name=span.name,
+            name=name,
             context=span.context,
             parent=span.parent,
             resource=span.resource,
@@ -339,7 +349,7 @@ class ScrubbingSpanExporter(SpanExporter):
             events=events,
             links=span.links,
             kind=span.kind,
-            status=span.status,
+            status=status,
             start_time=span.start_time,
             end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Status, StatusCode
 
 from otel_distro.exporters import ScrubbingSpanExporter
 from otel_distro.scrub import REDACTED, Scrubber
@@ -47,3 +48,34 @@ class TestScrubbingSpanExporter:
         assert kept.spans[1] is spans[1]
         assert kept.spans[3].attributes == clean
         assert kept.spans[3].events[0].attributes == {"password": REDACTED}
+
+    def test_recorded_exceptions_are_scrubbed_like_log_lines(self) -> None:
+        kept = _Keep()
+        exporter = ScrubbingSpanExporter(kept, Scrubber())
+        span = TracerProvider().get_tracer("t").start_span("login")
+        try:
+            raise RuntimeError("database login failed: password=hunter2")
+        except RuntimeError as err:
+            span.record_exception(err)
+            span.set_status(Status(StatusCode.ERROR, f"{type(err).__name__}: {err}"))
+        span.add_event("retry", {"attempts": [{"url": "https://x.example/?api_key=k3y"}]})  # type: ignore[dict-item]
+        span.end()
+
+        exporter.export([span])  # type: ignore[list-item]
+
+        [exported] = kept.spans
+        exception = dict(exported.events[0].attributes or {})
+        assert exception["exception.message"] == f"database login failed: password={REDACTED}"
+        assert "hunter2" not in str(exception["exception.stacktrace"])
+        assert "Traceback" in str(exception["exception.stacktrace"])
+        assert exported.status.description == f"RuntimeError: database login failed: password={REDACTED}"
+        assert "k3y" not in repr(exported.events[1].attributes)
+
+    def test_span_name_is_scrubbed(self) -> None:
+        kept = _Keep()
+        span = TracerProvider().get_tracer("t").start_span("GET /reset?token=abc123")
+        span.end()
+
+        ScrubbingSpanExporter(kept, Scrubber()).export([span])  # type: ignore[list-item]
+
+        assert kept.spans[0].name == f"GET /reset?token={REDACTED}"
