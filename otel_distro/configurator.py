@@ -26,6 +26,7 @@ from otel_distro.exporters import (
     metric_exporters,
     span_exporters,
 )
+from otel_distro.helper_process import is_helper_process
 from otel_distro.logs import install_logging
 from otel_distro.prometheus import prometheus_reader
 from otel_distro.request_id import RequestIdPropagator, RequestIdResponsePropagator
@@ -38,6 +39,8 @@ __all__ = ["OtelConfigurator", "configure_sdk"]
 
 class OtelConfigurator(_BaseConfigurator):
     def _configure(self, **kwargs: Any) -> None:
+        if is_helper_process():
+            return  # a multiprocessing helper, not a service instance: no telemetry of its own
         configure_sdk(get_settings())
 
 

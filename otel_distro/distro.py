@@ -9,6 +9,7 @@ import wrapt  # opentelemetry-instrumentation's own dependency
 from opentelemetry.instrumentation.distro import BaseDistro
 
 from otel_distro.components import request_ids
+from otel_distro.helper_process import is_helper_process
 from otel_distro.instrumentors import ON_IMPORT, RUNTIME_METRICS, instrument_kwargs, upstream_excluded_urls
 from otel_distro.settings import Settings, apply_upstream_defaults, get_settings
 
@@ -22,11 +23,15 @@ class OtelDistro(BaseDistro):  # type: ignore[misc]
     """Sets our defaults for the standard variables, then tunes each instrumentation."""
 
     def _configure(self, **kwargs: Any) -> None:
+        if is_helper_process():
+            return
         # Instrumentations and exporters read these themselves, so they must be in place
         # before any of them is imported.
         apply_upstream_defaults(get_settings())
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        if is_helper_process():
+            return
         settings = get_settings()
         name = entry_point.name
         if name == "system_metrics":
