@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Run the otel-distro backend stack natively: collector, Prometheus, Loki, Tempo.
+"""Run the otel-distro backend stack natively: collector, Prometheus, VictoriaLogs, Jaeger.
 
 No containers: the real programs from ``.backends/bin`` (``scripts/backends
 install``) run on the loopback interface with the configuration files of this
-repository. The collector, Loki and Tempo read the committed files unchanged,
-with addresses, ports and directories passed as environment variables;
-Prometheus cannot expand variables in targets, so it runs from a generated
-copy of ``stack/prometheus/prometheus.yml``.
+repository. The collector and Jaeger read the committed files unchanged, with
+addresses, ports and directories passed as environment variables;
+VictoriaLogs takes flags; Prometheus cannot expand variables in targets, so it
+runs from a generated copy of ``stack/prometheus/prometheus.yml``.
+
+VictoriaLogs (logs) and Jaeger (traces) stand in natively for Loki and Tempo,
+which docker-compose.yml runs as images: the collector pipeline is the same
+file, with other endpoints.
 
 From the command line (``scripts/backends up|down|status`` runs this)::
 
@@ -21,7 +25,7 @@ From Python (tests)::
     s = stack.Stack(stack.DEFAULT_BIN_DIR, tmp_dir, stack.Ports.free())
     with s:                      # start() ... stop()
         env = s.app_env("my-service")
-        s.prometheus_url, s.loki_url, s.tempo_url
+        s.prometheus_url, s.logs_url, s.traces_url
 
 Standard library only.
 """
@@ -64,13 +68,15 @@ DEFAULT_DATA_DIR = REPO / ".backends" / "data"
 STATE_FILE_NAME = "stack.json"
 
 # Programs the stack needs, keyed by the name used everywhere below.
-BINARIES = ("otelcol", "prometheus", "promtool", "loki", "tempo")
-# Start order: storage first, so the collector and Tempo's generator find them.
-START_ORDER = ("prometheus", "loki", "tempo", "otelcol")
-# Seconds between SIGTERM and SIGKILL. Tempo's query frontend can wait forever
-# for its own (already stopped) querier once a query has run; by then the
-# ingester has stopped and its WAL is on disk, so a short wait loses nothing.
-STOP_TIMEOUTS = {"tempo": 8.0}
+BINARIES = ("otelcol", "prometheus", "promtool", "victoria-logs", "jaeger")
+# Start order: storage first, so the collector finds it.
+START_ORDER = ("prometheus", "victoria-logs", "jaeger", "otelcol")
+# Seconds between SIGTERM and SIGKILL, where a program needs other than the default.
+STOP_TIMEOUTS: dict[str, float] = {}
+# How long VictoriaLogs keeps logs natively (Prometheus keeps 30 days too).
+LOGS_RETENTION = "30d"
+# VictoriaLogs makes each OTLP resource attribute a field; these are the stream fields.
+LOGS_STREAM_FIELDS = "service.name,deployment.environment.name"
 # Ports of programs the stack talks to but does not run (may be in use).
 EXTERNAL_PORTS = ("alertmanager",)
 
@@ -78,8 +84,8 @@ EXTERNAL_PORTS = ("alertmanager",)
 COMPOSE_TARGETS = {
     "prometheus": "localhost:9090",
     "otelcol": "otel-collector:8888",
-    "loki": "loki:3100",
-    "tempo": "tempo:3200",
+    "logs-backend": "loki:3100",
+    "traces-backend": "tempo:3200",
     "alertmanager": "alertmanager:9093",
 }
 
@@ -97,13 +103,15 @@ class Ports:
     collector_health: int = 13133
     collector_metrics: int = 8888
     prometheus: int = 9090
-    loki_http: int = 3100
-    loki_grpc: int = 9096
-    tempo_http: int = 3200
-    tempo_grpc: int = 9097
-    # Offset from the collector's OTLP ports, which take 4317/4318 natively.
-    tempo_otlp_grpc: int = 4417
-    tempo_otlp_http: int = 4418
+    # VictoriaLogs: OTLP in, LogsQL queries, web UI and its own metrics on one port.
+    logs_http: int = 9428
+    # Jaeger: OTLP in (offset from the collector's 4317/4318), query API, health, metrics.
+    traces_otlp_grpc: int = 4417
+    traces_otlp_http: int = 4418
+    traces_query_http: int = 16686
+    traces_query_grpc: int = 16685
+    traces_health: int = 13134
+    traces_metrics: int = 8889
     # Where Prometheus sends alerts; the stack does not run Alertmanager itself.
     alertmanager: int = 9093
 
@@ -217,12 +225,18 @@ class Stack:
         return self._url(self.ports.prometheus)
 
     @property
-    def loki_url(self) -> str:
-        return self._url(self.ports.loki_http)
+    def logs_url(self) -> str:
+        """VictoriaLogs: LogsQL at /select/logsql/query, web UI at /select/vmui/."""
+        return self._url(self.ports.logs_http)
 
     @property
-    def tempo_url(self) -> str:
-        return self._url(self.ports.tempo_http)
+    def traces_url(self) -> str:
+        """Jaeger's query API: /api/v3/traces/{trace_id}, /api/traces?service=...&tags=..."""
+        return self._url(self.ports.traces_query_http)
+
+    @property
+    def traces_metrics_url(self) -> str:
+        return self._url(self.ports.traces_metrics) + "/metrics"
 
     def urls(self) -> dict[str, str]:
         return {
@@ -231,8 +245,9 @@ class Stack:
             "collector_health": self.collector_health_url,
             "collector_metrics": self.collector_metrics_url,
             "prometheus": self.prometheus_url,
-            "loki": self.loki_url,
-            "tempo": self.tempo_url,
+            "logs (VictoriaLogs)": self.logs_url,
+            "logs UI": self.logs_url + "/select/vmui/",
+            "traces (Jaeger API)": self.traces_url,
         }
 
     def app_env(self, service_name: str | None = None) -> dict[str, str]:
@@ -265,8 +280,8 @@ class Stack:
             {
                 "prometheus": addr + str(self.ports.prometheus),
                 "otelcol": addr + str(self.ports.collector_metrics),
-                "loki": addr + str(self.ports.loki_http),
-                "tempo": addr + str(self.ports.tempo_http),
+                "logs-backend": addr + str(self.ports.logs_http),
+                "traces-backend": addr + str(self.ports.traces_metrics),
                 "alertmanager": addr + str(self.ports.alertmanager),
             },
             source.parent,
@@ -286,32 +301,23 @@ class Stack:
             "OTELCOL_METRICS_PORT": str(p.collector_metrics),
             "OTELCOL_STORAGE_DIR": str(self._dir("otelcol", "file_storage")),
             "OTELCOL_PROMETHEUS_REMOTE_WRITE_URL": f"{self.prometheus_url}/api/v1/write",
-            "OTELCOL_LOKI_OTLP_ENDPOINT": f"{self.loki_url}/otlp",
-            "OTELCOL_TEMPO_OTLP_ENDPOINT": f"{h}:{p.tempo_otlp_grpc}",
+            "OTELCOL_LOGS_OTLP_ENDPOINT": f"{self.logs_url}/insert/opentelemetry",
+            "OTELCOL_LOGS_STREAM_FIELDS": LOGS_STREAM_FIELDS,
+            "OTELCOL_TRACES_OTLP_ENDPOINT": f"{h}:{p.traces_otlp_grpc}",
         }
 
-    def loki_env(self) -> dict[str, str]:
+    def jaeger_env(self) -> dict[str, str]:
+        """The variables documented at the top of stack/jaeger/config.yaml."""
+        p = self.ports
         return {
-            "LOKI_HTTP_ADDRESS": self.host,
-            "LOKI_HTTP_PORT": str(self.ports.loki_http),
-            "LOKI_GRPC_ADDRESS": self.host,
-            "LOKI_GRPC_PORT": str(self.ports.loki_grpc),
-            "LOKI_INSTANCE_ADDR": self.host,
-            "LOKI_DATA_DIR": str(self._dir("loki")),
-        }
-
-    def tempo_env(self) -> dict[str, str]:
-        h, p = self.host, self.ports
-        return {
-            "TEMPO_HTTP_ADDRESS": h,
-            "TEMPO_HTTP_PORT": str(p.tempo_http),
-            "TEMPO_GRPC_ADDRESS": h,
-            "TEMPO_GRPC_PORT": str(p.tempo_grpc),
-            "TEMPO_OTLP_GRPC_ENDPOINT": f"{h}:{p.tempo_otlp_grpc}",
-            "TEMPO_OTLP_HTTP_ENDPOINT": f"{h}:{p.tempo_otlp_http}",
-            "TEMPO_INSTANCE_ADDR": h,
-            "TEMPO_DATA_DIR": str(self._dir("tempo")),
-            "TEMPO_PROMETHEUS_REMOTE_WRITE_URL": f"{self.prometheus_url}/api/v1/write",
+            "JAEGER_HOST": self.host,
+            "JAEGER_OTLP_GRPC_PORT": str(p.traces_otlp_grpc),
+            "JAEGER_OTLP_HTTP_PORT": str(p.traces_otlp_http),
+            "JAEGER_QUERY_HTTP_PORT": str(p.traces_query_http),
+            "JAEGER_QUERY_GRPC_PORT": str(p.traces_query_grpc),
+            "JAEGER_HEALTH_PORT": str(p.traces_health),
+            "JAEGER_METRICS_PORT": str(p.traces_metrics),
+            "JAEGER_DATA_DIR": str(self._dir("jaeger")),
         }
 
     def process_specs(self) -> dict[str, Process]:
@@ -335,26 +341,24 @@ class Stack:
                 logs / "prometheus.log",
             ),
             Process(
-                "loki",
+                "victoria-logs",
                 [
-                    str(self.binary("loki")),
-                    f"-config.file={stack_dir / 'loki' / 'loki.yaml'}",
-                    "-config.expand-env=true",
+                    str(self.binary("victoria-logs")),
+                    f"-storageDataPath={self._dir('victoria-logs')}",
+                    f"-httpListenAddr={self.host}:{self.ports.logs_http}",
+                    f"-retentionPeriod={LOGS_RETENTION}",
+                    "-loggerLevel=WARN",
                 ],
-                self.loki_env(),
-                f"{self.loki_url}/ready",
-                logs / "loki.log",
+                {},
+                f"{self.logs_url}/health",
+                logs / "victoria-logs.log",
             ),
             Process(
-                "tempo",
-                [
-                    str(self.binary("tempo")),
-                    f"-config.file={stack_dir / 'tempo' / 'tempo.yaml'}",
-                    "-config.expand-env=true",
-                ],
-                self.tempo_env(),
-                f"{self.tempo_url}/ready",
-                logs / "tempo.log",
+                "jaeger",
+                [str(self.binary("jaeger")), f"--config={stack_dir / 'jaeger' / 'config.yaml'}"],
+                self.jaeger_env(),
+                self._url(self.ports.traces_health) + "/status",
+                logs / "jaeger.log",
             ),
             Process(
                 "otelcol",

@@ -13,12 +13,16 @@ Where the data comes from:
   is the service name, ``instance`` the service instance, and every other
   resource attribute sits on ``target_info`` only. The ``environment``
   variable therefore filters by joining ``target_info`` (``ENV_JOIN``).
-* The collector's own metrics are scraped (job ``otel-collector``); Loki's and
-  Tempo's too (jobs ``loki``, ``tempo``).
+* The collector's own metrics are scraped (job ``otel-collector``); so are the
+  logs and traces backends' (jobs ``logs-backend``, ``traces-backend``: Loki and
+  Tempo in docker-compose, VictoriaLogs and Jaeger natively; panels on them
+  query both programs' metric names).
 * Logs are in Loki with ``service_name`` and ``deployment_environment_name``
   as labels and the rest (``trace_id``, ``severity_number``,
   ``exception_type``) as structured metadata.
-* Traces are in Tempo; the service map comes from Tempo's metrics-generator.
+* Traces are in Tempo. Span metrics (``traces_spanmetrics_*``) and the service
+  graph (``traces_service_graph_*``) come from the collector's connectors, so
+  they exist whatever the traces backend.
 """
 
 from __future__ import annotations
@@ -91,6 +95,18 @@ FAILED = ', error_type!=""'
 LOGS = '{service_name=~"$service", deployment_environment_name=~"$environment"}'
 # TraceQL condition on the same two variables.
 TRACES = 'resource.service.name =~ "$service" && resource.deployment.environment.name =~ "$environment"'
+
+
+# What the logs and traces backends received, from their own metrics: the first operand
+# is Loki's or Tempo's (docker-compose), the second VictoriaLogs' or Jaeger's (native).
+BACKEND_LOG_RECORDS = (
+    'sum(rate(loki_distributor_lines_received_total{job="logs-backend"}[$__rate_interval]))'
+    ' or sum(rate(vl_rows_ingested_total{job="logs-backend"}[$__rate_interval]))'
+)
+BACKEND_SPANS = (
+    'sum(rate(tempo_distributor_spans_received_total{job="traces-backend"}[$__rate_interval]))'
+    ' or sum(rate(otelcol_receiver_accepted_spans_total{job="traces-backend"}[$__rate_interval]))'
+)
 
 
 def env_rate(metric: str, matchers: str = "", selector: str = SERVICE) -> str:
@@ -245,7 +261,7 @@ def service_map() -> nodegraph.Panel:
     return (
         nodegraph.Panel()
         .title("Service map")
-        .description("Calls between services, from Tempo's metrics-generator (service graph).")
+        .description("Calls between services, from the collector's service-graph connector.")
         .datasource(TEMPO)
         .span(24)
         .height(10)
@@ -578,7 +594,7 @@ def pipeline() -> dashboard.Dashboard:
                 "Sent",
                 "short",
                 collector_signals(lambda s: f"otelcol_exporter_sent_{s}", "exporter"),
-                "Items per second delivered to Prometheus, Loki and Tempo.",
+                "Items per second delivered to Prometheus and to the logs and traces backends.",
             )
         )
         .with_panel(
@@ -602,7 +618,7 @@ def pipeline() -> dashboard.Dashboard:
                 "Queue size",
                 "short",
                 [Query(f"max by (exporter) (otelcol_exporter_queue_size{{{COLLECTOR}}})", "{{exporter}}")],
-                "Batches waiting in each exporter's sending queue (on disk for Loki and Tempo).",
+                "Batches waiting in each exporter's sending queue (on disk for logs and traces).",
             )
         )
         .with_row(dashboard.Row("Process and backends"))
@@ -617,17 +633,19 @@ def pipeline() -> dashboard.Dashboard:
         )
         .with_panel(
             graph(
-                "Loki: log lines received",
+                "Logs backend: records received",
                 "short",
-                [Query('sum(rate(loki_distributor_lines_received_total{job="loki"}[$__rate_interval]))', "lines")],
+                [Query(BACKEND_LOG_RECORDS, "records")],
+                "Loki's distributor or VictoriaLogs' ingestion counter, whichever backend runs.",
                 width=8,
             )
         )
         .with_panel(
             graph(
-                "Tempo: spans received",
+                "Traces backend: spans received",
                 "short",
-                [Query('sum(rate(tempo_distributor_spans_received_total{job="tempo"}[$__rate_interval]))', "spans")],
+                [Query(BACKEND_SPANS, "spans")],
+                "Tempo's distributor or Jaeger's OTLP receiver, whichever backend runs.",
                 width=8,
             )
         )

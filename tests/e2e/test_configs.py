@@ -37,23 +37,21 @@ def test_prometheus_config_checks(backend_binary: Callable[[str], Path]) -> None
     run_check([backend_binary("promtool"), "check", "config", REPO / "stack" / "prometheus" / "prometheus.yml"])
 
 
-def test_loki_config_verifies(backend_binary: Callable[[str], Path]) -> None:
-    run_check(
-        [
-            backend_binary("loki"),
-            "-verify-config",
-            f"-config.file={REPO / 'stack' / 'loki' / 'loki.yaml'}",
-            "-config.expand-env=true",
-        ]
-    )
+def test_jaeger_config_validates(backend_binary: Callable[[str], Path]) -> None:
+    run_check([backend_binary("jaeger"), "validate", f"--config={REPO / 'stack' / 'jaeger' / 'config.yaml'}"])
 
 
-def test_tempo_config_verifies(backend_binary: Callable[[str], Path]) -> None:
-    run_check(
-        [
-            backend_binary("tempo"),
-            "-config.verify",
-            f"-config.file={REPO / 'stack' / 'tempo' / 'tempo.yaml'}",
-            "-config.expand-env=true",
-        ]
+def test_jaeger_config_fails_validation_when_broken(backend_binary: Callable[[str], Path], tmp_path: Path) -> None:
+    """The check above can fail: a misspelt setting is refused."""
+    broken = tmp_path / "jaeger.yaml"
+    text = (REPO / "stack" / "jaeger" / "config.yaml").read_text()
+    broken.write_text(text.replace("ephemeral: false", "ephemeral_: false"))
+    result = subprocess.run(
+        [str(backend_binary("jaeger")), "validate", f"--config={broken}"],
+        capture_output=True,
+        text=True,
+        timeout=CHECK_TIMEOUT,
+        check=False,
     )
+    assert result.returncode != 0, result.stderr
+    assert "ephemeral_" in result.stderr

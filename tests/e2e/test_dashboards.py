@@ -1,11 +1,15 @@
-"""Every query of the Grafana dashboards and datasource links returns data from the real backends.
+"""Every query of the Grafana dashboards and datasource links finds data in the real backends.
 
 Grafana itself cannot run here, so each panel's query is sent the way Grafana
 would send it (template variables filled, macros replaced) after the example
 services, unmodified under `opentelemetry-instrument`, served traffic from
-examples/traffic.py: PromQL to Prometheus, LogQL to Loki, TraceQL to Tempo.
-The links between signals (exemplar -> trace, trace -> logs, log -> trace,
-trace -> metrics, service map) are followed the same way.
+examples/traffic.py. PromQL goes to the real Prometheus as it is. The LogQL and
+TraceQL panels are for Loki and Tempo, which run only in docker-compose (AGPL):
+their text is checked by Grafana's own grammars (tests/stack/test_query_grammars.py),
+and here each has a native twin, the same question asked of VictoriaLogs
+(LogsQL) or Jaeger, which must find the data the panel would show. The links
+between signals (exemplar -> trace, trace -> logs, log -> trace, trace ->
+metrics, service map) are followed the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import functools
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +27,7 @@ import pytest
 from tests.harness import EXAMPLES, app_env, free_port, launch, stop_app
 from tests.stack import queries
 
+from .backends import find_traces, logsql, trace_exists
 from .conftest import stack
 from .test_pipeline import poll
 
@@ -108,29 +113,9 @@ def promql_instant(backends: stack.Stack, promql: str) -> list[dict[str, Any]]:
     return list(body["data"]["result"]) if status == 200 and isinstance(body, dict) else []
 
 
-def logql(backends: stack.Stack, query: str, traffic: Traffic, instant: bool = False) -> list[dict[str, Any]]:
-    if instant:
-        url, params = f"{backends.loki_url}/loki/api/v1/query", {"query": query}
-    else:
-        start, end = (int(v) * 10**9 for v in window(traffic).values())
-        url, params = (
-            f"{backends.loki_url}/loki/api/v1/query_range",
-            {"query": query, "start": str(start), "end": str(end)},
-        )
-    status, body = stack.get_json(url, params, headers={"X-Loki-Response-Encoding-Flags": "categorize-labels"})
-    assert status in (200, 0, 503), f"Loki refused {query}: {body}"
-    return list(body["data"]["result"]) if status == 200 and isinstance(body, dict) else []
-
-
-def traceql(backends: stack.Stack, query: str, traffic: Traffic) -> list[dict[str, Any]]:
-    status, body = stack.get_json(f"{backends.tempo_url}/api/search", {"q": query, "limit": "20", **window(traffic)})
-    assert status in (200, 0, 503), f"Tempo refused {query}: {body}"
-    return list(body.get("traces") or []) if status == 200 and isinstance(body, dict) else []
-
-
-def trace_exists(backends: stack.Stack, trace_id: str) -> bool:
-    status, _ = stack.get_json(f"{backends.tempo_url}/api/traces/{trace_id.rjust(32, '0')}")
-    return bool(status == 200)
+def native_logs(backends: stack.Stack, query: str, traffic: Traffic) -> list[dict[str, Any]]:
+    by_time = "| stats" not in query
+    return logsql(backends, query, traffic.started, by_time=by_time)
 
 
 # ---- every panel ---------------------------------------------------------------------
@@ -151,16 +136,47 @@ def test_promql_panel_returns_data(backend_stack: stack.Stack, traffic: Traffic,
         poll(f"{_id(query)} {expr}", lambda: promql_range(backend_stack, expr, traffic), POLL_SECONDS)
 
 
-@pytest.mark.parametrize("query", [q for q in PANEL_QUERIES if q.query_type == "logql"], ids=_id)
-def test_logql_panel_returns_lines(backend_stack: stack.Stack, traffic: Traffic, query: queries.PanelQuery) -> None:
-    expr = queries.substitute(str(query.expr), VALUES)
-    poll(f"{_id(query)} {expr}", lambda: logql(backend_stack, expr, traffic, query.instant), POLL_SECONDS)
+# The LogQL and TraceQL panels' questions, asked of the native backends. Keyed by
+# (dashboard, panel title); every such panel must have one (test below).
+SERVICES = f'{{service.name=~"{ORDERS}|{INVENTORY}", deployment.environment.name="{ENVIRONMENT}"}}'
+NativeTwin = Callable[[stack.Stack, Traffic], list[Any]]
 
 
-@pytest.mark.parametrize("query", [q for q in PANEL_QUERIES if q.query_type == "traceql"], ids=_id)
-def test_traceql_panel_returns_traces(backend_stack: stack.Stack, traffic: Traffic, query: queries.PanelQuery) -> None:
-    expr = queries.substitute(str(query.expr), VALUES)
-    poll(f"{_id(query)} {expr}", lambda: traceql(backend_stack, expr, traffic), POLL_SECONDS)
+def _traces_of_both_services(tags: dict[str, str], min_duration: str = "") -> NativeTwin:
+    def search(backends: stack.Stack, traffic: Traffic) -> list[str]:
+        tags_in_env = {**tags, "deployment.environment.name": ENVIRONMENT}
+        return [
+            trace_id
+            for service in (ORDERS, INVENTORY)
+            for trace_id in find_traces(backends, service, tags_in_env, traffic.started, min_duration)
+        ]
+
+    return search
+
+
+NATIVE_TWINS: dict[tuple[str, str], NativeTwin] = {
+    ("errors.json", "Top exception types (logs)"): lambda backends, traffic: native_logs(
+        backends, f"{SERVICES} exception.type:* | stats by (service.name, exception.type) count() records", traffic
+    ),
+    ("errors.json", "Recent error logs"): lambda backends, traffic: native_logs(
+        backends, f"{SERVICES} severity_number:>=17", traffic
+    ),
+    ("errors.json", "Failing traces"): _traces_of_both_services({"otel.status_code": "ERROR"}),
+    ("service-overview.json", "Slow requests"): _traces_of_both_services({"span.kind": "server"}, "500ms"),
+}
+NATIVE_PANELS = [q for q in PANEL_QUERIES if q.query_type in ("logql", "traceql")]
+
+
+def test_every_logql_and_traceql_panel_has_a_native_twin() -> None:
+    assert {(q.dashboard, q.panel) for q in NATIVE_PANELS} == set(NATIVE_TWINS)
+
+
+@pytest.mark.parametrize("query", NATIVE_PANELS, ids=_id)
+def test_logql_and_traceql_panels_data_is_in_the_native_backends(
+    backend_stack: stack.Stack, traffic: Traffic, query: queries.PanelQuery
+) -> None:
+    twin = NATIVE_TWINS[(query.dashboard, query.panel)]
+    poll(f"native twin of {_id(query)}", lambda: twin(backend_stack, traffic), POLL_SECONDS)
 
 
 @pytest.mark.parametrize("query", [q for q in PANEL_QUERIES if q.query_type == "serviceMap"], ids=_id)
@@ -181,7 +197,7 @@ def test_variables_list_the_services(backend_stack: stack.Stack, traffic: Traffi
 
 
 def test_latency_exemplars_open_traces(backend_stack: stack.Stack, traffic: Traffic) -> None:
-    """metric -> trace: the exemplars of the latency panel carry trace IDs that Tempo knows."""
+    """metric -> trace: the exemplars of the latency panel carry trace IDs that the traces backend knows."""
     latency = next(q for q in PANEL_QUERIES if q.panel.startswith("Latency"))
     expr = queries.substitute(str(latency.expr), VALUES)
 
@@ -196,38 +212,38 @@ def test_latency_exemplars_open_traces(backend_stack: stack.Stack, traffic: Traf
         ]
 
     trace_ids = poll("exemplars with trace_id on the latency panel", exemplar_trace_ids, POLL_SECONDS)
-    poll(f"Tempo trace of exemplar {trace_ids[0]}", lambda: trace_exists(backend_stack, trace_ids[0]), POLL_SECONDS)
+    poll(f"Jaeger trace of exemplar {trace_ids[0]}", lambda: trace_exists(backend_stack, trace_ids[0]), POLL_SECONDS)
 
 
 def _orders_trace_id(backends: stack.Stack, traffic: Traffic) -> str:
     found = poll(
         "an orders POST /orders trace",
-        lambda: traceql(backends, f'{{ resource.service.name = "{ORDERS}" && span.http.route = "/orders" }}', traffic),
+        lambda: find_traces(backends, ORDERS, {"http.route": "/orders"}, traffic.started),
         POLL_SECONDS,
     )
-    return str(found[0]["traceID"]).rjust(32, "0")
+    return found[0]
 
 
-def test_trace_to_logs_query_finds_the_trace_lines(backend_stack: stack.Stack, traffic: Traffic) -> None:
-    """trace -> logs: the Tempo datasource's tracesToLogsV2 query, filled as Grafana fills it."""
+def test_trace_to_logs_finds_the_trace_lines(backend_stack: stack.Stack, traffic: Traffic) -> None:
+    """trace -> logs: what the Tempo datasource's tracesToLogsV2 link asks (the span's service and
+    trace ID; its LogQL is parsed in tests/stack), asked of the logs backend."""
     tempo = next(ds for ds in queries.load_datasources() if ds["uid"] == "tempo")
-    template = tempo["jsonData"]["tracesToLogsV2"]["query"]
+    assert 'trace_id="$${__trace.traceId}"' in tempo["jsonData"]["tracesToLogsV2"]["query"]
     trace_id = _orders_trace_id(backend_stack, traffic)
-    logql_query = template.replace("$${__tags}", f'service_name="{ORDERS}"').replace("$${__trace.traceId}", trace_id)
-    poll(f"Loki {logql_query}", lambda: logql(backend_stack, logql_query, traffic), POLL_SECONDS)
+    query = f'{{service.name="{ORDERS}"}} trace_id:="{trace_id}"'
+    poll(f"VictoriaLogs {query}", lambda: native_logs(backend_stack, query, traffic), POLL_SECONDS)
 
 
 def test_log_lines_link_to_traces(backend_stack: stack.Stack, traffic: Traffic) -> None:
-    """log -> trace: the derived field reads trace_id from structured metadata; Tempo has that trace."""
-    query = f'{{service_name="{ORDERS}"}} | trace_id != ""'
-    streams = poll(f"Loki {query}", lambda: logql(backend_stack, query, traffic), POLL_SECONDS)
-    _, _, metadata = streams[0]["values"][0]
-    trace_id = metadata["structuredMetadata"]["trace_id"]
-    poll(f"Tempo trace {trace_id} of a log line", lambda: trace_exists(backend_stack, trace_id), POLL_SECONDS)
+    """log -> trace: a log line's trace_id field opens a trace the traces backend has."""
+    query = f'{{service.name="{ORDERS}"}} trace_id:*'
+    records = poll(f"VictoriaLogs {query}", lambda: native_logs(backend_stack, query, traffic), POLL_SECONDS)
+    trace_id = records[-1]["trace_id"]
+    poll(f"Jaeger trace {trace_id} of a log line", lambda: trace_exists(backend_stack, trace_id), POLL_SECONDS)
 
 
 def test_trace_to_metrics_queries_return_data(backend_stack: stack.Stack, traffic: Traffic) -> None:
-    """trace -> metrics: span metrics of Tempo's metrics-generator, with the span's service filled in."""
+    """trace -> metrics: span metrics of the collector's connector, with the span's service filled in."""
     for promql in queries.traces_to_metrics_queries(service=ORDERS):
         poll(
             f"trace -> metrics {promql}", functools.partial(promql_range, backend_stack, promql, traffic), POLL_SECONDS

@@ -1,4 +1,4 @@
-"""OTLP into the real collector, out into Prometheus, Loki and Tempo.
+"""OTLP into the real collector, out into Prometheus, VictoriaLogs and Jaeger.
 
 Independent of the otel_distro package: the plain OpenTelemetry SDK sends one
 server span, a histogram recorded inside it and a log record carrying the
@@ -17,27 +17,25 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tests.harness import wait_until
 
+from .backends import attributes, find_traces, logsql, trace_spans
 from .conftest import stack, started_stack
 
 pytestmark = pytest.mark.e2e
-
-otel_sdk = pytest.importorskip("opentelemetry.sdk", reason="opentelemetry-sdk is not installed")
-
-from opentelemetry import trace  # noqa: E402
-from opentelemetry._logs import SeverityNumber  # noqa: E402
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter  # noqa: E402
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # noqa: E402
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
-from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor  # noqa: E402
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader  # noqa: E402
-from opentelemetry.sdk.resources import Resource  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 
 POLL_TIMEOUT = 60.0
 SPAN_NAME = "GET /e2e/{item}"
@@ -171,100 +169,70 @@ def test_histogram_exemplar_links_to_trace(backend_stack: stack.Stack, sent: Sen
     assert {e["labels"].get("trace_id") for e in found} == {sent.trace_id}
 
 
-def test_tempo_metrics_generator_writes_span_metrics(backend_stack: stack.Stack, sent: Sent) -> None:
-    promql = f'traces_spanmetrics_calls_total{{service="{sent.service_name}"}}'
-    # The generator collects every 15 s before it remote-writes: allow more time.
+def test_collector_connectors_write_span_metrics(backend_stack: stack.Stack, sent: Sent) -> None:
+    """Span metrics come from the collector's spanmetrics connector, whatever the traces backend."""
+    promql = f'traces_spanmetrics_calls_total{{service_name="{sent.service_name}"}} > 0'
+    # The connector flushes every 15 s (its first points of a series may still be 0): allow more time.
     result = poll(f"Prometheus {promql}", lambda: prom_query(backend_stack, promql), timeout=2 * POLL_TIMEOUT)
     assert result[0]["metric"]["span_name"] == SPAN_NAME
+    assert result[0]["metric"]["span_kind"] == "SPAN_KIND_SERVER"
+    assert float(result[0]["value"][1]) == 1
+    histogram = f'traces_spanmetrics_duration_seconds_count{{service_name="{sent.service_name}"}} > 0'
+    assert float(poll(histogram, lambda: prom_query(backend_stack, histogram))[0]["value"][1]) == 1
 
 
-# ---- Loki -------------------------------------------------------------------
-def test_log_reaches_loki_with_trace_context_in_structured_metadata(backend_stack: stack.Stack, sent: Sent) -> None:
-    logql = f'{{service_name="{sent.service_name}"}} | request_id="{sent.request_id}"'
+def test_collector_connectors_write_the_service_graph(backend_stack: stack.Stack, sent: Sent) -> None:
+    """A server span with no client parent is an edge from the `user` virtual node (Grafana's service map)."""
+    promql = f'traces_service_graph_request_total{{server="{sent.service_name}"}} > 0'
+    result = poll(f"Prometheus {promql}", lambda: prom_query(backend_stack, promql), timeout=2 * POLL_TIMEOUT)
+    assert result[0]["metric"]["client"] == "user"
+    assert float(result[0]["value"][1]) == 1
 
-    def query() -> list[dict[str, Any]]:
-        status, body = stack.get_json(
-            f"{backend_stack.loki_url}/loki/api/v1/query_range",
-            {
-                "query": logql,
-                "start": str(sent.start_ns - 300 * 10**9),
-                "end": str(time.time_ns() + 60 * 10**9),
-                "limit": "10",
-            },
-            # Split labels into stream (index) labels, structured metadata and parsed.
-            headers={"X-Loki-Response-Encoding-Flags": "categorize-labels"},
-        )
-        if status != 200 or not isinstance(body, dict):
-            return []
-        return list(body["data"]["result"])
 
-    streams = poll(f"Loki {logql}", query)
-    assert len(streams) == 1
-    stream, values = streams[0]["stream"], streams[0]["values"]
-    assert len(values) == 1
-    _ts, line, metadata = values[0]
-    assert sent.request_id in line
-    structured = metadata.get("structuredMetadata", {})
-    # Index labels: the service, never per-request values.
-    assert stream.get("service_name") == sent.service_name
-    assert stream.get("deployment_environment_name") == "e2e"
-    for high_cardinality in ("request_id", "trace_id", "span_id"):
-        assert high_cardinality not in stream
-    assert structured.get("trace_id") == sent.trace_id
-    assert structured.get("span_id") == sent.span_id
-    assert structured.get("request_id") == sent.request_id
+# ---- logs backend (VictoriaLogs) ----------------------------------------------
+def test_log_reaches_the_logs_backend_with_trace_context(backend_stack: stack.Stack, sent: Sent) -> None:
+    records = poll(
+        f"VictoriaLogs trace_id:{sent.trace_id}",
+        lambda: logsql(backend_stack, f"trace_id:{sent.trace_id}", sent.start_ns / 1e9),
+    )
+    assert len(records) == 1
+    record = records[0]
+    assert record["_msg"] == f"handled request {sent.request_id}"
+    assert record["span_id"] == sent.span_id
+    assert record["request_id"] == sent.request_id
+    assert record["service.name"] == sent.service_name
+    assert record["severity_text"] == "INFO"
     # The collector's redaction processor masked the secret but kept the key.
-    assert structured.get("api_key") == MASK
+    assert record["api_key"] == MASK
+    # Stream fields: the service and environment only, never per-process or per-request values.
+    assert record["_stream"] == f'{{deployment.environment.name="e2e",service.name="{sent.service_name}"}}'
+    by_request = logsql(backend_stack, f'request_id:="{sent.request_id}"', sent.start_ns / 1e9)
+    assert [r["trace_id"] for r in by_request] == [sent.trace_id]
 
 
-# ---- Tempo ------------------------------------------------------------------
-def tempo_spans(body: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(resource attributes, span) pairs from Tempo's OTLP-JSON trace answer."""
-    if not isinstance(body, dict):
-        return []
-    trace_body = body.get("trace", body)
-    pairs = []
-    for resource_spans in trace_body.get("batches") or trace_body.get("resourceSpans") or []:
-        resource = attributes(resource_spans.get("resource", {}).get("attributes", []))
-        for scope_spans in resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []:
-            pairs.extend((resource, span) for span in scope_spans.get("spans", []))
-    return pairs
-
-
-def attributes(otlp_attributes: list[dict[str, Any]]) -> dict[str, Any]:
-    return {a["key"]: next(iter(a.get("value", {}).values()), None) for a in otlp_attributes}
-
-
-def test_trace_reaches_tempo_by_id(backend_stack: stack.Stack, sent: Sent) -> None:
-    def fetch() -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        status, body = stack.get_json(f"{backend_stack.tempo_url}/api/traces/{sent.trace_id}")
-        return tempo_spans(body) if status == 200 else []
-
-    spans = poll(f"Tempo trace {sent.trace_id}", fetch)
+# ---- traces backend (Jaeger) --------------------------------------------------
+def test_trace_reaches_the_traces_backend_by_id(backend_stack: stack.Stack, sent: Sent) -> None:
+    spans = poll(f"Jaeger trace {sent.trace_id}", lambda: trace_spans(backend_stack, sent.trace_id))
     assert len(spans) == 1
     resource, span = spans[0]
     assert resource["service.name"] == sent.service_name
+    assert resource["deployment.environment.name"] == "e2e"
     assert span["name"] == SPAN_NAME
+    assert span["spanId"] == sent.span_id
     span_attributes = attributes(span.get("attributes", []))
     assert span_attributes["request_id"] == sent.request_id
     assert span_attributes["user.password"] == MASK
 
 
-def test_trace_found_by_traceql_search(backend_stack: stack.Stack, sent: Sent) -> None:
-    traceql = f'{{ resource.service.name = "{sent.service_name}" && span.request_id = "{sent.request_id}" }}'
-
-    def search() -> list[str]:
-        status, body = stack.get_json(
-            f"{backend_stack.tempo_url}/api/search",
-            {"q": traceql, "start": str(sent.start_ns // 10**9 - 300), "end": str(int(time.time()) + 60)},
-        )
-        if status != 200 or not isinstance(body, dict):
-            return []
-        return [t["traceID"] for t in body.get("traces") or []]
-
-    found = poll(f"Tempo search {traceql}", search)
-    # Tempo drops leading zeros of trace IDs in search results.
-    assert [t.lstrip("0") for t in found] == [sent.trace_id.lstrip("0")]
+def test_trace_found_by_service_and_attribute_search(backend_stack: stack.Stack, sent: Sent) -> None:
+    found = poll(
+        f"Jaeger search {sent.service_name} request_id={sent.request_id}",
+        lambda: find_traces(backend_stack, sent.service_name, {"request_id": sent.request_id}, sent.start_ns / 1e9),
+    )
+    assert found == [sent.trace_id]
+    # The search filters: another value of the attribute finds nothing.
+    other = find_traces(backend_stack, sent.service_name, {"request_id": "not-" + sent.request_id}, sent.start_ns / 1e9)
+    assert other == []
 
 
 # ---- durability ---------------------------------------------------------------
@@ -286,11 +254,11 @@ def private_stack(tmp_path: Path) -> Iterator[stack.Stack]:
 
 def test_logs_and_traces_survive_backend_outage_and_collector_restart(private_stack: stack.Stack) -> None:
     """Accepted logs and spans wait in the collector's disk queue through both failures."""
-    private_stack.stop_program("loki")
-    private_stack.stop_program("tempo")
+    private_stack.stop_program("victoria-logs")
+    private_stack.stop_program("jaeger")
     sent = send_telemetry(private_stack.otlp_http_url)
     poll(
-        "log record and span queued on disk while Loki and Tempo are down",
+        "log record and span queued on disk while VictoriaLogs and Jaeger are down",
         lambda: (
             collector_metric(private_stack, "otelcol_exporter_queue_size", 'data_type="logs"') >= 1
             and collector_metric(private_stack, "otelcol_exporter_queue_size", 'data_type="traces"') >= 1
@@ -298,8 +266,8 @@ def test_logs_and_traces_survive_backend_outage_and_collector_restart(private_st
     )
     private_stack.stop_program("otelcol")
     private_stack.start_program("otelcol")
-    private_stack.start_program("loki")
-    private_stack.start_program("tempo")
+    private_stack.start_program("victoria-logs")
+    private_stack.start_program("jaeger")
 
-    test_log_reaches_loki_with_trace_context_in_structured_metadata(private_stack, sent)
-    test_trace_reaches_tempo_by_id(private_stack, sent)
+    test_log_reaches_the_logs_backend_with_trace_context(private_stack, sent)
+    test_trace_reaches_the_traces_backend_by_id(private_stack, sent)

@@ -1,5 +1,6 @@
 """The example services, unmodified under `opentelemetry-instrument`, through the real
-collector into Prometheus, Loki and Tempo, queried the way a Grafana panel would."""
+collector into Prometheus, VictoriaLogs and Jaeger, queried by the IDs and fields a user
+would look them up by."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 
 from tests.harness import EXAMPLES, app_env, free_port, http, launch, stop_app
 
+from .backends import attributes, find_traces, logsql, trace_spans
 from .conftest import stack
-from .test_pipeline import attributes, poll, prom_query, tempo_spans
+from .test_pipeline import poll, prom_query
 
 pytestmark = pytest.mark.e2e
 
@@ -104,46 +106,52 @@ def test_prometheus_counts_each_route_with_stable_labels(backend_stack: stack.St
         pytest.fail(f"inventory /reserve count never reached {ORDERS_PLACED}; last seen {seen[-5:]}", pytrace=False)
 
 
-def _loki(backend_stack: stack.Stack, logql: str, started_ns: int) -> list[dict[str, Any]]:
-    status, body = stack.get_json(
-        f"{backend_stack.loki_url}/loki/api/v1/query_range",
-        {"query": logql, "start": str(started_ns - 60 * 10**9), "end": str(time.time_ns() + 60 * 10**9)},
-        headers={"X-Loki-Response-Encoding-Flags": "categorize-labels"},
-    )
-    if status != 200 or not isinstance(body, dict):
-        return []
-    return list(body["data"]["result"])
+def _records(backend_stack: stack.Stack, logsql_query: str, traffic: Traffic) -> list[dict[str, Any]]:
+    return logsql(backend_stack, logsql_query, traffic.started_ns / 1e9)
 
 
-def test_loki_finds_the_request_lines_by_request_id(backend_stack: stack.Stack, traffic: Traffic) -> None:
-    logql = f'{{service_name="{ORDERS}"}} | request_id="{traffic.request_id}"'
-    streams = poll(f"Loki {logql}", lambda: _loki(backend_stack, logql, traffic.started_ns))
+def test_logs_backend_finds_the_request_lines_by_request_id(backend_stack: stack.Stack, traffic: Traffic) -> None:
+    query = f'{{service.name="{ORDERS}"}} request.id:="{traffic.request_id}"'
+    records = poll(f"VictoriaLogs {query}", lambda: _records(backend_stack, query, traffic))
 
-    lines = [(s["stream"], v) for s in streams for v in s["values"]]
-    messages = {line for _, (_, line, _) in lines}
+    messages = {r["_msg"] for r in records}
     assert "order created" in messages
     assert "request completed" not in messages  # the access line stays on stdout by default
-    for labels, (_, _, metadata) in lines:
-        structured = metadata.get("structuredMetadata", {})
-        assert structured["trace_id"] == traffic.trace_id
-        assert "trace_id" not in labels and "request_id" not in labels
-        assert labels["service_name"] == ORDERS
+    for record in records:
+        assert record["trace_id"] == traffic.trace_id
+        assert record["service.name"] == ORDERS
+        # Per-request values are fields, never stream fields.
+        assert "request.id" not in record["_stream"] and "trace_id" not in record["_stream"]
 
 
-def test_loki_has_the_error_line_with_its_stack_trace(backend_stack: stack.Stack, traffic: Traffic) -> None:
-    logql = f'{{service_name="{ORDERS}"}} | request_id="{traffic.error_request_id}" | detected_level="error"'
-    streams = poll(f"Loki {logql}", lambda: _loki(backend_stack, logql, traffic.started_ns))
-    [(_, _, metadata)] = [v for s in streams for v in s["values"]]
-    assert "RuntimeError" in metadata["structuredMetadata"]["exception_stacktrace"]
+def test_logs_backend_finds_the_request_lines_by_trace_id(backend_stack: stack.Stack, traffic: Traffic) -> None:
+    """trace -> logs: one trace's lines, from both services that served it."""
+    query = f"trace_id:={traffic.trace_id}"
+    records = poll(
+        f"VictoriaLogs {query} from both services",
+        lambda: (
+            (r := _records(backend_stack, query, traffic))
+            and {x["service.name"] for x in r} >= {ORDERS, INVENTORY}
+            and r
+        ),
+    )
+    assert {r["request.id"] for r in records} == {traffic.request_id}
 
 
-def test_tempo_has_both_services_in_one_trace(backend_stack: stack.Stack, traffic: Traffic) -> None:
+def test_logs_backend_has_the_error_line_with_its_stack_trace(backend_stack: stack.Stack, traffic: Traffic) -> None:
+    query = f'{{service.name="{ORDERS}"}} request.id:="{traffic.error_request_id}" severity_text:=ERROR'
+    records = poll(f"VictoriaLogs {query}", lambda: _records(backend_stack, query, traffic))
+    [record] = records
+    assert "RuntimeError" in record["exception.stacktrace"]
+    assert record["exception.type"] == "RuntimeError"
+
+
+def test_traces_backend_has_both_services_in_one_trace(backend_stack: stack.Stack, traffic: Traffic) -> None:
     def fetch() -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        status, body = stack.get_json(f"{backend_stack.tempo_url}/api/traces/{traffic.trace_id}")
-        spans = tempo_spans(body) if status == 200 else []
+        spans = trace_spans(backend_stack, traffic.trace_id)
         return spans if {r["service.name"] for r, _ in spans} >= {ORDERS, INVENTORY} else []
 
-    spans = poll(f"Tempo trace {traffic.trace_id} with both services", fetch)
+    spans = poll(f"Jaeger trace {traffic.trace_id} with both services", fetch)
     server = {
         (resource["service.name"], attributes(span.get("attributes", [])).get("http.route"))
         for resource, span in spans
@@ -154,17 +162,18 @@ def test_tempo_has_both_services_in_one_trace(backend_stack: stack.Stack, traffi
     assert request_ids == {traffic.request_id}
 
 
-def test_traceql_search_by_service_and_route(backend_stack: stack.Stack, traffic: Traffic) -> None:
-    traceql = f'{{ resource.service.name = "{ORDERS}" && span.http.route = "/orders" }}'
-
-    def search() -> list[str]:
-        status, body = stack.get_json(
-            f"{backend_stack.tempo_url}/api/search",
-            {"q": traceql, "start": str(traffic.started_ns // 10**9 - 60), "end": str(int(time.time()) + 60)},
-        )
-        if status != 200 or not isinstance(body, dict):
-            return []
-        return [t["traceID"].rjust(32, "0") for t in body.get("traces") or []]
-
-    found = poll(f"Tempo search {traceql}", lambda: (f := search()) and len(f) >= ORDERS_PLACED and f)
+def test_traces_found_by_service_and_route(backend_stack: stack.Stack, traffic: Traffic) -> None:
+    since = traffic.started_ns / 1e9
+    found = poll(
+        f"Jaeger search {ORDERS} http.route=/orders",
+        lambda: (
+            (f := find_traces(backend_stack, ORDERS, {"http.route": "/orders"}, since))
+            and len(f) >= ORDERS_PLACED
+            and f
+        ),
+    )
     assert traffic.trace_id in found
+    assert len(found) == ORDERS_PLACED
+    # By request ID: exactly the one request's trace.
+    by_request = find_traces(backend_stack, ORDERS, {"request.id": traffic.request_id}, since)
+    assert by_request == [traffic.trace_id]

@@ -15,7 +15,7 @@ from tests.otlp_files import read_spans
 
 pytestmark = pytest.mark.integration
 
-# Same pipeline, but traces go to a file instead of Tempo.
+# Same pipeline, but traces go to a file instead of the traces backend.
 OVERRIDE = """
 exporters:
   file/sampled:
@@ -62,8 +62,8 @@ def test_errors_and_slow_traces_are_kept_the_rest_by_share(tmp_path: Path) -> No
         "OTELCOL_METRICS_PORT": str(free_port()),
         "OTELCOL_STORAGE_DIR": str(tmp_path / "storage"),
         "OTELCOL_PROMETHEUS_REMOTE_WRITE_URL": f"http://{dead}/api/v1/write",
-        "OTELCOL_LOKI_OTLP_ENDPOINT": f"http://{dead}/otlp",
-        "OTELCOL_TEMPO_OTLP_ENDPOINT": dead,
+        "OTELCOL_LOGS_OTLP_ENDPOINT": f"http://{dead}/otlp",
+        "OTELCOL_TRACES_OTLP_ENDPOINT": dead,
         "OTELCOL_TAIL_SAMPLING_PERCENT": "0",
         "OTELCOL_TAIL_SAMPLING_SLOW_MS": "500",
         "OTELCOL_TAIL_SAMPLING_DECISION_WAIT": "1s",

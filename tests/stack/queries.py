@@ -1,8 +1,9 @@
 """The queries inside the generated Grafana dashboards and datasources, as data for tests.
 
 Grafana fills template variables and its own macros before a query reaches a
-backend; ``substitute`` does the same with fixed values so that promtool, or a
-real Prometheus, Loki and Tempo, can run the query as Grafana would.
+backend; ``substitute`` does the same with fixed values so that promtool or a
+real Prometheus can run the query as Grafana would, and Grafana's own LogQL and
+TraceQL grammars can parse it (tests/stack/test_query_grammars.py).
 """
 
 from __future__ import annotations
@@ -117,5 +118,6 @@ def traces_to_metrics_queries(service: str = "checkout") -> list[str]:
     tempo = next(ds for ds in load_datasources() if ds["uid"] == "tempo")
     # Provisioning writes a literal `$` as `$$`.
     return [
-        q["query"].replace("$$__tags", f'service="{service}"') for q in tempo["jsonData"]["tracesToMetrics"]["queries"]
+        q["query"].replace("$$__tags", f'service_name="{service}"')
+        for q in tempo["jsonData"]["tracesToMetrics"]["queries"]
     ]
