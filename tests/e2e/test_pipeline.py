@@ -252,10 +252,12 @@ def private_stack(tmp_path: Path) -> Iterator[stack.Stack]:
     yield from started_stack(tmp_path)
 
 
-def test_logs_and_traces_survive_backend_outage_and_collector_restart(private_stack: stack.Stack) -> None:
-    """Accepted logs and spans wait in the collector's disk queue through both failures."""
+def test_telemetry_survives_backend_outage_and_collector_restart(private_stack: stack.Stack) -> None:
+    """Accepted logs and spans wait in the collector's disk queue, metrics in the remote-write
+    exporter's write-ahead log, through both failures."""
     private_stack.stop_program("victoria-logs")
     private_stack.stop_program("jaeger")
+    private_stack.stop_program("prometheus")
     sent = send_telemetry(private_stack.otlp_http_url)
     poll(
         "log record and span queued on disk while VictoriaLogs and Jaeger are down",
@@ -264,10 +266,16 @@ def test_logs_and_traces_survive_backend_outage_and_collector_restart(private_st
             and collector_metric(private_stack, "otelcol_exporter_queue_size", 'data_type="traces"') >= 1
         ),
     )
+    wal = private_stack.data_dir / "otelcol" / "file_storage" / "prometheus_remote_write"
+    poll(
+        "metrics written to the remote-write WAL", lambda: any(p.stat().st_size for p in wal.rglob("*") if p.is_file())
+    )
     private_stack.stop_program("otelcol")
     private_stack.start_program("otelcol")
+    private_stack.start_program("prometheus")
     private_stack.start_program("victoria-logs")
     private_stack.start_program("jaeger")
 
     test_log_reaches_the_logs_backend_with_trace_context(private_stack, sent)
     test_trace_reaches_the_traces_backend_by_id(private_stack, sent)
+    test_histogram_reaches_prometheus(private_stack, sent)
