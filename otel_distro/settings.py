@@ -406,7 +406,7 @@ class Settings:
         "OTEL_DISTRO_ACCESS_LOG_EXPORT",
         False,
         _bool,
-        "Also export the `request completed` lines over OTLP (to Loki). Off: they go to stdout and "
+        "Also export the `request completed` lines over OTLP (to the logs backend). Off: they go to stdout and "
         "the log file only, as a server's access log does; every request is already a span and a "
         "metric, and `slow request` and error lines are always exported.",
     )

@@ -1,4 +1,4 @@
-"""Our log events as OpenTelemetry log records (and so over OTLP to Loki)."""
+"""Our log events as OpenTelemetry log records (and so over OTLP to the logs backend)."""
 
 from __future__ import annotations
 
