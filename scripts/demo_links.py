@@ -52,12 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print("==> Prometheus: request rate per route (RED)")
     ok &= wait_for("the RED query", prometheus_has_data)
-    red = urllib.parse.urlencode({"g0.expr": RED_QUERY, "g0.tab": "graph", "g0.range_input": "15m"})
-    print(f"  {s.prometheus_url}/query?{red}")
+    # Debian's Prometheus build ships no web UI (its assets need npm): the query API answers.
+    print(f"  {s.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': RED_QUERY})}")
 
     print(f"==> VictoriaLogs: every log line of trace {trace_id} (request {request_id}), both services")
     ok &= wait_for("the trace's log lines", logs_have_the_trace)
-    print(f"  UI:  {s.logs_url}/select/vmui/#/?{urllib.parse.urlencode({'query': logsql, 'g0.range_input': '1h'})}")
+    # The UI opens on the last 5 minutes: widen its time range for older requests.
+    print(f"  UI:  {s.logs_url}/select/vmui/#/?{urllib.parse.urlencode({'query': logsql})}")
     print(f"  API: {s.logs_url}/select/logsql/query?{urllib.parse.urlencode({'query': logsql})}")
 
     print("==> Jaeger: the same trace (query API; the Jaeger web UI is not part of the Go build)")
