@@ -87,7 +87,6 @@ def test_stdlib_and_structlog_lines_carry_the_exported_span_ids(orders: App, cap
 
 
 def test_structlog_line_carries_the_exported_span_ids(orders: App, capture: Capture) -> None:
-    pytest.importorskip("structlog")
     status, _, body = http("POST", f"{orders.url}/orders", json.dumps({"sku": "SKU-BREAD"}).encode())
     assert status == 201
     order_id = json.loads(body)["id"]

@@ -53,7 +53,7 @@ def http_port() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def grpc_port() -> Iterator[int]:
-    grpc = pytest.importorskip("grpc")
+    import grpc
 
     class Export(grpc.GenericRpcHandler):  # type: ignore[misc]
         def service(self, details: Any) -> Any:

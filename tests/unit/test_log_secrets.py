@@ -120,7 +120,8 @@ class TestStackTraces:
 
     def test_structlog_exception(self, outputs: Callable[[], _Outputs]) -> None:
         out = outputs()
-        structlog = pytest.importorskip("structlog")
+        import structlog
+
         try:
             _login()
         except RuntimeError:
@@ -142,7 +143,8 @@ class TestContainersInFields:
 
     def test_structlog_nested_kwargs(self, outputs: Callable[[], _Outputs]) -> None:
         out = outputs()
-        structlog = pytest.importorskip("structlog")
+        import structlog
+
         structlog.get_logger("svc").warning("synced", batch={"items": [("a", {"token": SECRET})]})
 
         _assert_no_leak(out.all())
@@ -164,7 +166,8 @@ class TestContainersInFields:
 class TestStructlogReachesTheFile:
     def test_structlog_and_stdlib_lines_share_the_file(self, outputs: Callable[[], _Outputs]) -> None:
         out = outputs()
-        structlog = pytest.importorskip("structlog")
+        import structlog
+
         for n in range(3):
             structlog.get_logger("svc").info("from structlog", seq=n)
             logging.getLogger("app").info("from stdlib", extra={"seq": n})

@@ -120,7 +120,8 @@ class TestJsonLines:
     def test_structlog_line_has_the_same_shape(
         self, tracer_provider: TracerProvider, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        structlog = pytest.importorskip("structlog")
+        import structlog
+
         _bare_root()
         structlog.reset_defaults()
         install_logging(JSON, None, RESOURCE, Scrubber())
@@ -407,7 +408,8 @@ class TestStructlogWithAppConfig:
         logger_provider: LoggerProvider,
         log_records: InMemoryLogRecordExporter,
     ) -> None:
-        structlog = pytest.importorskip("structlog")
+        import structlog
+
         output: list[dict[str, Any]] = []
 
         def capture(logger: Any, method: str, event_dict: dict[str, Any]) -> str:
