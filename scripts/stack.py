@@ -71,8 +71,6 @@ STATE_FILE_NAME = "stack.json"
 BINARIES = ("otelcol", "prometheus", "promtool", "victoria-logs", "jaeger")
 # Start order: storage first, so the collector finds it.
 START_ORDER = ("prometheus", "victoria-logs", "jaeger", "otelcol")
-# Seconds between SIGTERM and SIGKILL, where a program needs other than the default.
-STOP_TIMEOUTS: dict[str, float] = {}
 # How long VictoriaLogs keeps logs natively (Prometheus keeps 30 days too).
 LOGS_RETENTION = "30d"
 # VictoriaLogs makes each OTLP resource attribute a field; these are the stream fields.
@@ -451,7 +449,7 @@ class Stack:
         """Stop one program of a started stack (outage and restart tests)."""
         proc = self.processes.get(name)
         if proc is not None and proc.pid is not None:
-            _terminate(proc.pid, proc.popen, min(timeout, STOP_TIMEOUTS.get(name, timeout)))
+            _terminate(proc.pid, proc.popen, timeout)
             proc.pid, proc.popen = None, None
 
     def start_program(self, name: str, timeout: float = 120.0) -> None:
