@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
 from timeit import default_timer
 from typing import Any
 
@@ -61,6 +62,10 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = dict[bytes, list[bytes]]
 
 _MAX_ROUTES_CACHED = 2048
+
+# The headers list of the request whose server span this context carries. A mounted app is
+# called with the same scope (updated in place), so the same list; another request never is.
+_serving: ContextVar[object] = ContextVar("otel_distro_serving", default=None)
 
 
 def _decode(value: bytes) -> str:
@@ -223,12 +228,21 @@ class _Middleware:
             request_id = attributes["request.id"] = ids.choose(inbound[0].decode("latin-1") if inbound else None)
         parent = context.get_current()
         token = None
+        headers, serving_before = scope.get("headers"), _serving.get()
         if trace.get_current_span(parent) is INVALID_SPAN:
             parent = extract(index, getter=_getter)
             token = context.attach(parent)
             span_kind = SpanKind.SERVER
+        elif serving_before is not None and serving_before is not headers:
+            # Another request's span, left current by asyncio: a reader resumed inside a request's
+            # receive() (bodies over 64 KiB) or a pipelined request started from its last send()
+            # runs in that request's context. This request starts afresh.
+            parent = extract(index, getter=_getter, context=Context())
+            token = context.attach(parent)
+            span_kind = SpanKind.SERVER
         else:
             span_kind = SpanKind.INTERNAL
+        serving = _serving.set(headers)
         span = self._tracer.start_span(name, parent, span_kind, attributes)
         active_attributes = pick(attributes, ACTIVE_KEYS)
         if http:
@@ -240,6 +254,7 @@ class _Middleware:
         finally:
             if http:
                 self._record(span, start, attributes, active_attributes, index)
+            _serving.reset(serving)
             if token:
                 context.detach(token)
             if span.is_recording():
