@@ -303,27 +303,22 @@ def _capture_on(ports: Capture, directory: Path) -> Capture:
 
 
 def _by_request_id(captures: list[Capture], service: str) -> tuple[Counter[str], Counter[str]]:
-    """Server spans, and `login failed` log records, the collectors wrote, per request ID."""
+    """Server spans and log records (two per login) the collectors wrote, per request ID."""
     spans = Counter(
         str(span.attributes.get("request.id"))
         for capture in captures
         for span in capture.spans(service)
         if span.kind == 2
     )
-    logs = Counter(
-        str(record.attributes.get("request.id"))
-        for capture in captures
-        for record in capture.logs(service)
-        if record.body == "login failed"
-    )
+    logs = Counter(str(record.attributes.get("request.id")) for capture in captures for record in capture.logs(service))
     return spans, logs
 
 
-def _lost(ids: list[str], received: Counter[str]) -> list[str]:
-    return [i for i in ids if i not in received]
+def _lost(ids: list[str], received: Counter[str], each: int = 1) -> list[str]:
+    return [i for i in ids if received[i] < each]
 
 
-# 150 requests a second make 150 spans and 450 log records a second; the exporter waits at most
+# 150 requests a second make 150 spans and 300 log records a second; the exporter waits at most
 # about 3.6 s (retries after 1 and 3 s, +-20 %) for a collector away 1.5 s: the default queues
 # of 2,048 hold that, so nothing may be lost.
 RESTART_RATE, OUTAGE = 150, 1.5
@@ -363,7 +358,7 @@ def test_a_collector_restart_under_load_loses_no_span_and_no_log_record(tmp_path
         assert restarted.is_set(), "the collector did not come back"
         spans, logs = _settled(
             lambda: _by_request_id(captures, service),
-            lambda found: not _lost(ids, found[0]) and not _lost(ids, found[1]),
+            lambda found: not _lost(ids, found[0]) and not _lost(ids, found[1], 2),
             30,
         )
         client.close()
@@ -374,11 +369,12 @@ def test_a_collector_restart_under_load_loses_no_span_and_no_log_record(tmp_path
             if capture.process is not None:
                 stop_process(capture.process)
 
-    lost_spans, lost_logs = _lost(ids, spans), _lost(ids, logs)
+    lost_spans, lost_logs = _lost(ids, spans), _lost(ids, logs, 2)
     p50_healthy, p50_restarting = percentile(healthy.seconds, 50), percentile(restarting.seconds, 50)
     figures = (
         f"restart: collector away {outage[0]:.2f} s at {RESTART_RATE}/s; of {len(ids)} requests "
-        f"{len(lost_spans)} spans ({100 * len(lost_spans) / len(ids):.2f} %) and {len(lost_logs)} log records lost, "
+        f"{len(lost_spans)} spans ({100 * len(lost_spans) / len(ids):.2f} %) lost, "
+        f"{len(lost_logs)} missing a log record, "
         f"{sum(spans.values()) - len(spans)} spans duplicated; "
         f"p50 {ms(p50_healthy)} healthy, {ms(p50_restarting)} restarting; SIGTERM {took:.2f} s"
     )
