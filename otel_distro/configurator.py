@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_distro.components import request_ids, scrubber
+from otel_distro.error_counter import ErrorCounter
 from otel_distro.exporters import (
     ScrubbingSpanExporter,
     limit_export_warnings,
@@ -71,7 +72,8 @@ def configure_sdk(settings: Settings) -> tuple[TracerProvider, MeterProvider, Lo
     for log_exporter in exporters:
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
     set_logger_provider(logger_provider)
-    install_logging(settings, logger_provider if exporters else None, resource, scrub)
+    errors = ErrorCounter(meter_provider, settings.error_groups_max)
+    install_logging(settings, logger_provider if exporters else None, resource, scrub, errors)
 
     ids = request_ids()
     propagate.set_global_textmap(CompositePropagator([propagate.get_global_textmap(), RequestIdPropagator(ids.header)]))

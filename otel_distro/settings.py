@@ -448,6 +448,14 @@ class Settings:
         "Extra key fragments to scrub, comma-separated (matched case-insensitively inside keys).",
     )
 
+    error_groups_max: int = _setting(
+        "OTEL_DISTRO_ERROR_GROUPS_MAX",
+        200,
+        _number(int, 1, 100_000),
+        "Distinct error groups the `app.errors` counter tells apart per process; later new groups count as "
+        "`_other` (one warning says so).",
+    )
+
     # Failure behaviour.
     shutdown_timeout: float = _setting(
         "OTEL_DISTRO_SHUTDOWN_TIMEOUT",

@@ -30,6 +30,8 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from starlette.background import BackgroundTask
 from starlette.middleware.errors import ServerErrorMiddleware
 
+from otel_distro.error_group import ATTRIBUTE as ERROR_GROUP
+from otel_distro.error_group import group_id
 from otel_distro.http_server._config import Config
 from otel_distro.http_server._recorder import Recorder
 from otel_distro.http_server._semconv import (
@@ -159,7 +161,7 @@ class _ExceptionRecorder:
         except Exception as exc:
             span = trace.get_current_span()
             if span.is_recording():
-                span.record_exception(exc)
+                span.record_exception(exc, {ERROR_GROUP: group_id(exc)})
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
 
@@ -278,7 +280,7 @@ class _Middleware:
                 context.detach(span_token)
         except Exception as exc:
             if span.is_recording():
-                span.record_exception(exc)
+                span.record_exception(exc, {ERROR_GROUP: group_id(exc)})
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
 

@@ -24,6 +24,8 @@ from opentelemetry.propagate import extract
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.http import normalize_user_agent
 
+from otel_distro.error_group import ATTRIBUTE as ERROR_GROUP
+from otel_distro.error_group import group_id
 from otel_distro.http_server._config import Config
 from otel_distro.http_server._recorder import Recorder
 from otel_distro.http_server._semconv import (
@@ -289,7 +291,7 @@ class _FlaskServer:
         try:
             context.detach(token)
             if isinstance(exc, Exception) and span.is_recording():
-                span.record_exception(exc)
+                span.record_exception(exc, {ERROR_GROUP: group_id(exc)})
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             span.end()
         except (RuntimeError, AttributeError, ValueError) as error:

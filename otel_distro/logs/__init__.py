@@ -6,7 +6,8 @@ What the distro changes in an app's logging, and nothing more:
 * a log-record factory stamps `otel_trace_id`, `otel_span_id` and `otel_request_id` on each
   record (usable in the app's own format strings);
 * the root logger gets our handlers: OTLP export, the console line on stdout for records no
-  handler of the app printed, and the log file if one is configured;
+  handler of the app printed, the log file if one is configured, and the `app.errors`
+  counter of logged exceptions;
 * if the root logger was at its default WARNING level, it is lowered to
   `OTEL_DISTRO_LOG_LEVEL`;
 * `basicConfig`, `dictConfig` and `fileConfig` keep working as if the distro were absent;
@@ -24,6 +25,7 @@ import sys
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 
+from otel_distro.error_counter import ErrorCounter
 from otel_distro.logs import _stdlib, _structlog
 from otel_distro.logs._context import current_ids, install_record_factory
 from otel_distro.logs._event import EventBuilder, EventFormatter, Service, render_console, render_json
@@ -61,6 +63,7 @@ def install_logging(
     provider: LoggerProvider | None,
     resource: Resource | None = None,
     scrubber: Scrubber | None = None,
+    error_counter: ErrorCounter | None = None,
 ) -> None:
     """Wire stdlib logging and structlog to the IDs, the console, the file and OTLP. Idempotent."""
     level = logging.getLevelName(settings.log_level)
@@ -80,6 +83,8 @@ def install_logging(
     file_handler = _log_file(settings, builder, level)
     if file_handler is not None:
         handlers.append(file_handler)
+    if error_counter is not None:
+        handlers.append(error_counter)
 
     silenced = _ACCESS_LOGGERS if settings.access_log != "server" else ()
     app_formatter = formatter if settings.console_logs == "replace" else None

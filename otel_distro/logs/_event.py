@@ -2,8 +2,8 @@
 
 A stdlib record or a structlog event becomes an ordered dict: timestamp, level, logger,
 message, trace_id, span_id, request_id, service, service_version, environment, then the
-event's own fields, then `exception`. JSON renders it as one line; console renders it for
-people at a terminal.
+event's own fields, then `exception` (type, message, stack trace and error group ID). JSON
+renders it as one line; console renders it for people at a terminal.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from otel_distro.error_group import group_id
 from otel_distro.logs._context import RECORD_FIELDS, current_ids
 from otel_distro.request_log import LOCAL_ONLY
 from otel_distro.scrub import Scrubber
@@ -72,11 +73,14 @@ def exception_fields(exc_info: Any) -> dict[str, str] | None:
     if not isinstance(exc_info, tuple) or exc_info[0] is None:
         return None
     exc_type, exc, tb = exc_info
-    return {
+    fields = {
         "type": exc_type.__name__,
         "message": str(exc),
         "stacktrace": "".join(traceback.format_exception(exc_type, exc, tb)),
     }
+    if isinstance(exc, BaseException):
+        fields["group_id"] = group_id(exc)
+    return fields
 
 
 class EventBuilder:

@@ -12,6 +12,7 @@ from opentelemetry.context import get_current
 from opentelemetry.sdk._logs import Logger, LoggerProvider, ReadWriteLogRecord
 from opentelemetry.trace import get_current_span
 
+from otel_distro.error_group import ATTRIBUTE as ERROR_GROUP
 from otel_distro.logs._event import CORE, EventBuilder
 from otel_distro.request_id import SPAN_ATTRIBUTE
 from otel_distro.request_log import LOCAL_ONLY
@@ -72,6 +73,8 @@ class Emitter:
         if isinstance(exception, Mapping):
             for key in ("type", "message", "stacktrace"):
                 attributes[f"exception.{key}"] = str(exception[key])
+            if "group_id" in exception:
+                attributes[ERROR_GROUP] = str(exception["group_id"])
         number, text = _SEVERITY.get(str(event["level"]), (SeverityNumber.UNSPECIFIED, str(event["level"])))
         logger = self._logger(logger_name)
         context = get_current()
