@@ -62,6 +62,8 @@ from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DashboardLinkType,
     DataSourceRef,
+    DataTransformerConfig,
+    DynamicConfigValue,
     VariableRefresh,
     VariableSort,
 )
@@ -116,6 +118,30 @@ def env_rate(metric: str, matchers: str = "", selector: str = SERVICE) -> str:
 
 def env_gauge(metric: str, selector: str = RUNTIME) -> str:
     return f"({metric}{{{selector}}} {ENV_JOIN})"
+
+
+# The distro's `app.errors` counter: one series per service instance, error group, type and route.
+ERRORS = "app_errors_total"
+GROUP = "job, error_group_id, error_type, http_route"
+# Adds target_info's service_version (the release) to each series of a service instance.
+RELEASE_JOIN = (
+    "* on (job, instance) group_left (service_version) group by (job, instance, service_version) (target_info)"
+)
+
+
+def errors_in(range_: str) -> str:
+    """Errors per group over ``range_`` for the chosen services and environments."""
+    return f"sum by ({GROUP}) (increase({ERRORS}{{{SERVICE}}}[{range_}]) {ENV_JOIN})"
+
+
+def seen(range_: str, first: bool) -> str:
+    """When a group was first (the earliest minute its series existed) or last (the latest minute its count
+    went up, or its series appeared) seen over ``range_``, as unix seconds."""
+    errors = f"{ERRORS}{{{SERVICE}}}"
+    if first:
+        return f"min by ({GROUP}) (min_over_time(timestamp({errors} {ENV_JOIN})[{range_}:1m]))"
+    rising = f"(timestamp(increase({errors}[2m]) > 0) or timestamp({errors} unless {errors} offset 2m))"
+    return f"max by ({GROUP}) (max_over_time(({rising} {ENV_JOIN})[{range_}:1m]))"
 
 
 def route_quantile(q: float) -> str:
@@ -193,6 +219,28 @@ def top_list(title: str, query: Query, description: str = "") -> bargauge.Panel:
         .display_mode(BarGaugeDisplayMode.BASIC)
         .targets(prom_targets([query]))
     )
+
+
+def issue_table(title: str, columns: Sequence[tuple[str, Query]], description: str = "") -> table.Panel:
+    """One row per series label set: each instant query is a column (named by its ref ID), merged."""
+    renames = {f"Value #{chr(ord('A') + i)}": name for i, (name, _) in enumerate(columns)}
+    panel = (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .datasource(PROMETHEUS)
+        .span(24)
+        .height(10)
+        .targets([prom(query, chr(ord("A") + i)).format("table") for i, (_, query) in enumerate(columns)])
+        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(
+            DataTransformerConfig(id_val="organize", options={"excludeByName": {"Time": True}, "renameByName": renames})
+        )
+    )
+    for name, _ in columns:
+        if name.endswith("seen"):
+            panel = panel.override_by_name(name, [DynamicConfigValue(id_val="unit", value="dateTimeAsIso")])
+    return panel
 
 
 def trace_table(title: str, traceql: str, description: str = "") -> table.Panel:
@@ -412,10 +460,56 @@ def errors() -> dashboard.Dashboard:
         new_dashboard(
             "otel-distro-errors",
             "Errors",
-            "What fails: exception types from metrics and logs, error logs, failing traces.",
+            "What fails: one row per error group (same exception at the same place in your code), new groups, "
+            "rate by release; exception types from metrics and logs, error logs, failing traces.",
         )
         .with_variable(environment_variable())
         .with_variable(service_variable())
+        .with_panel(
+            issue_table(
+                "Issues (error groups)",
+                [
+                    ("count in range", Query(f"{errors_in('$__range')} > 0", instant=True)),
+                    ("first seen", Query(f"1000 * {seen('$__range', first=True)}", instant=True)),
+                    ("last seen", Query(f"1000 * {seen('$__range', first=False)}", instant=True)),
+                ],
+                "One row per error group, exception type and route (app.errors; group = type + innermost frame "
+                "of your code, see docs/errors.md). Count, first and last seen in the dashboard's range "
+                "(to the minute). Search the group's error_group_id in the logs for its lines and traces.",
+            )
+        )
+        .with_panel(
+            issue_table(
+                "New in the last hour",
+                [
+                    (
+                        "count in last hour",
+                        Query(
+                            f"{errors_in('1h')} > 0 unless on (job, error_group_id) "
+                            f"group by (job, error_group_id) (max_over_time({ERRORS}{{{SERVICE}}}[1d] offset 1h))",
+                            instant=True,
+                        ),
+                    ),
+                ],
+                "Groups that occurred in the last hour and not in the 24 hours before it.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Error rate by group and release",
+                "short",
+                [
+                    Query(
+                        f"sum by (job, error_group_id, error_type, service_version) "
+                        f"(rate({ERRORS}{{{SERVICE}}}[$__rate_interval]) {ENV_JOIN} {RELEASE_JOIN})",
+                        "{{job}} {{error_type}} {{error_group_id}} @ {{service_version}}",
+                    )
+                ],
+                "Errors per second of each group, split by service.version: a group that starts or jumps "
+                "with a release shows here.",
+                width=24,
+            )
+        )
         .with_panel(
             top_list(
                 "Top error types (requests)",
