@@ -25,6 +25,8 @@ ALERTS = (
     "CollectorQueueFilling",
     "TargetDown",
     "Watchdog",
+    "NewErrorGroup",
+    "ErrorGroupRateJumpAfterDeploy",
 )
 
 
