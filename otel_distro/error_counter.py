@@ -2,7 +2,8 @@
 exception type and route, with a bound on distinct groups.
 
 It is a logging handler at ERROR level on the root logger (beside our other handlers), so
-records below ERROR never reach it and the request path pays nothing while nothing fails.
+records below ERROR never reach it and the request path pays nothing while nothing fails;
+structlog events that never become stdlib records are counted by our structlog processor.
 An exception is counted once however many ERROR lines report it (the server's line and ours).
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import get_current_span
@@ -32,9 +35,9 @@ def error_type(exc: BaseException) -> str:
     return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _route(record: logging.LogRecord) -> str:
-    """Our request line's `route`, else the current server span's `http.route`, else empty."""
-    route = record.__dict__.get("route")
+def route_of(fields: Mapping[str, Any]) -> str:
+    """The event's `route` field (our request line has one), else the current span's `http.route`."""
+    route = fields.get("route")
     if isinstance(route, str):
         return route
     attributes = getattr(get_current_span(), "attributes", None) or {}
@@ -59,11 +62,17 @@ class ErrorCounter(logging.Handler):
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: the counter is thread-safe and the group set has its own.
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is None or record.name == _log.name or getattr(exc, _COUNTED, False):
+        if exc is None or record.name == _log.name:
+            return False
+        return self.count_once(exc, route_of(record.__dict__))
+
+    def count_once(self, exc: BaseException, route: str) -> bool:
+        """Count `exc` unless an earlier line about it was counted; whether it was counted now."""
+        if getattr(exc, _COUNTED, False):
             return False
         with contextlib.suppress(AttributeError, TypeError):
             setattr(exc, _COUNTED, True)
-        self.count(exc, _route(record))
+        self.count(exc, route)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:  # handle() does the work

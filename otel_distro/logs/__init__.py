@@ -96,7 +96,7 @@ def install_logging(
     render = None if settings.console_logs == "off" else (render_json if json_lines else render_console)
     # structlog events that never become stdlib records reach the same file through this handler.
     in_use = next((h for h in attached if isinstance(h, SharedRotatingFileHandler)), None)
-    _structlog.install(provider, builder, scrubber, level, render, in_use)
+    _structlog.install(provider, builder, scrubber, level, render, in_use, error_counter)
 
 
 def _log_file(settings: Settings, builder: EventBuilder, level: int) -> SharedRotatingFileHandler | None:

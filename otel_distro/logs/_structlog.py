@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider
 
+from otel_distro.error_counter import ErrorCounter, route_of
 from otel_distro.logs._context import current_ids
 from otel_distro.logs._event import EventBuilder, render_json
 from otel_distro.logs._files import SharedRotatingFileHandler
@@ -27,6 +28,7 @@ _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exc
 
 
 class _State:
+    errors: ErrorCounter | None = None
     emitter: Emitter | None = None
     builder: EventBuilder | None = None
     scrubber: Scrubber | None = None
@@ -48,9 +50,22 @@ def add_otel_context(logger: Any, method_name: str, event_dict: MutableMapping[s
     _add_ids(event_dict)
     if _State.scrubber is not None:
         _scrub(_State.scrubber, event_dict)
-    if not isinstance(logger, logging.Logger) and _LEVELS.get(method_name, 20) >= _State.level:
-        _export(logger, method_name, event_dict)
+    if not isinstance(logger, logging.Logger):
+        level = _LEVELS.get(method_name, 20)
+        if level >= _State.level:
+            _export(logger, method_name, event_dict)
+        if level >= logging.ERROR and _State.errors is not None:
+            _count_error(_State.errors, event_dict)
     return event_dict
+
+
+def _count_error(errors: ErrorCounter, event_dict: MutableMapping[str, Any]) -> None:
+    exc_info = event_dict.get("exc_info")
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    if isinstance(exc, BaseException):
+        errors.count_once(exc, route_of(event_dict))
 
 
 def _add_ids(event_dict: MutableMapping[str, Any]) -> None:
@@ -109,6 +124,7 @@ def install(
     level: int,
     render: Callable[[Any], str] | None,
     file: SharedRotatingFileHandler | None = None,
+    errors: ErrorCounter | None = None,
 ) -> bool:
     """Hook into structlog if it is installed; returns whether it was."""
     try:
@@ -117,6 +133,7 @@ def install(
         return False
     _State.emitter = Emitter(provider) if provider is not None else None
     _State.builder, _State.scrubber, _State.level, _State.file = builder, scrubber, level, file
+    _State.errors = errors
     if render is not None and not structlog.is_configured():
         structlog.configure(
             processors=[

@@ -222,6 +222,30 @@ class TestErrorCounter:
         assert "OTEL_DISTRO_ERROR_GROUPS_MAX" in warnings[0].getMessage()
 
 
+class TestStructlogErrors:
+    def test_structlog_exception_is_counted_once_with_its_group(
+        self, bugs: Any, reader: InMemoryMetricReader, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        import structlog
+
+        structlog.reset_defaults()
+        meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+        install_logging(Settings(log_format="json"), None, None, None, ErrorCounter(meter_provider, 200))
+        log = structlog.get_logger("shop")
+        err = bugs.caught(bugs.checkout, "a")
+        try:
+            raise err
+        except type(err):
+            log.exception("checkout failed", route="/checkout")
+            log.error("and again", exc_info=True)
+        log.info("fine")
+
+        group = group_id(err)
+        assert _points(reader) == {(group, "shop_bugs.OutOfStock", "/checkout"): 1}
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [line["exception"]["group_id"] for line in lines if "exception" in line] == [group, group]
+
+
 class TestWhereTheGroupTravels:
     def test_flask_span_event_log_line_otlp_record_and_counter_agree(
         self,
