@@ -52,6 +52,7 @@ class _Active(NamedTuple):
     method: str
     span: Span
     path: str  # route template when the framework resolved one, else the raw path
+    crumbs: list[Any]  # the request's recent log records (otel_distro.logs._breadcrumbs)
 
     def route(self) -> str:
         """`http.route` as the instrumentation recorded it, else what the framework knows."""
@@ -91,6 +92,12 @@ def request_id_for_trace(trace_id: int) -> str | None:
     return active.request_id if active is not None and active.trace_id == trace_id else None
 
 
+def request_crumbs(request_id: str) -> list[Any] | None:
+    """The breadcrumb list of the request being handled, when its ID is `request_id`."""
+    active = _active.get()
+    return active.crumbs if active is not None and active.request_id == request_id else None
+
+
 def get_request_id(context: Context | None = None) -> str | None:
     """The ID of the request being handled, or None outside a request."""
     active = _active_for(context)
@@ -123,7 +130,8 @@ class RequestIds:
 
     def activate(self, span: Span, request_id: str, method: str, path: str) -> None:
         """Remember `request_id` for the request traced by `span` (which records it already)."""
-        _active.set(_Active(span.get_span_context().trace_id, request_id, time.perf_counter(), method, span, path))
+        trace_id = span.get_span_context().trace_id
+        _active.set(_Active(trace_id, request_id, time.perf_counter(), method, span, path, []))
 
     def begin(self, span: Span, inbound: str | None, method: str, path: str) -> None:
         """A request started in `span`: pick its ID, remember it, record it on the span."""

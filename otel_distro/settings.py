@@ -456,6 +456,14 @@ class Settings:
         "`_other` (one warning says so).",
     )
 
+    breadcrumbs: int = _setting(
+        "OTEL_DISTRO_BREADCRUMBS",
+        20,
+        _number(int, 0, 1000),
+        "Log records of the current request kept in memory and added (scrubbed) to its ERROR line as "
+        "`breadcrumbs` when an exception is logged; 0 turns it off.",
+    )
+
     # Failure behaviour.
     shutdown_timeout: float = _setting(
         "OTEL_DISTRO_SHUTDOWN_TIMEOUT",

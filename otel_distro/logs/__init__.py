@@ -6,8 +6,8 @@ What the distro changes in an app's logging, and nothing more:
 * a log-record factory stamps `otel_trace_id`, `otel_span_id` and `otel_request_id` on each
   record (usable in the app's own format strings);
 * the root logger gets our handlers: OTLP export, the console line on stdout for records no
-  handler of the app printed, the log file if one is configured, and the `app.errors`
-  counter of logged exceptions;
+  handler of the app printed, the log file if one is configured, the `app.errors`
+  counter of logged exceptions, and the breadcrumbs of the current request;
 * if the root logger was at its default WARNING level, it is lowered to
   `OTEL_DISTRO_LOG_LEVEL`;
 * `basicConfig`, `dictConfig` and `fileConfig` keep working as if the distro were absent;
@@ -27,6 +27,7 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_distro.error_counter import ErrorCounter
 from otel_distro.logs import _stdlib, _structlog
+from otel_distro.logs._breadcrumbs import BreadcrumbHandler
 from otel_distro.logs._context import current_ids, install_record_factory
 from otel_distro.logs._event import EventBuilder, EventFormatter, Service, render_console, render_json
 from otel_distro.logs._files import SharedRotatingFileHandler
@@ -67,11 +68,11 @@ def install_logging(
 ) -> None:
     """Wire stdlib logging and structlog to the IDs, the console, the file and OTLP. Idempotent."""
     level = logging.getLevelName(settings.log_level)
-    builder = EventBuilder(_service(resource), scrubber)
+    builder = EventBuilder(_service(resource), scrubber, settings.breadcrumbs)
     json_lines = _json_wanted(settings)
     install_record_factory()
 
-    handlers: list[logging.Handler] = []
+    handlers: list[logging.Handler] = [BreadcrumbHandler(settings.breadcrumbs, level)] if settings.breadcrumbs else []
     if provider is not None:
         handlers.append(OTLPHandler(provider, builder, level))
     formatter = EventFormatter(builder, json_lines)

@@ -2,8 +2,9 @@
 
 A stdlib record or a structlog event becomes an ordered dict: timestamp, level, logger,
 message, trace_id, span_id, request_id, service, service_version, environment, then the
-event's own fields, then `exception` (type, message, stack trace and error group ID). JSON
-renders it as one line; console renders it for people at a terminal.
+event's own fields, then (on an ERROR line in a request) `breadcrumbs`, then `exception` (type,
+message, stack trace and error group ID). JSON renders it as one line; console renders it for
+people at a terminal.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otel_distro.error_group import group_id
+from otel_distro.logs._breadcrumbs import render_crumbs
 from otel_distro.logs._context import RECORD_FIELDS, current_ids
 from otel_distro.request_log import LOCAL_ONLY
 from otel_distro.scrub import Scrubber
@@ -86,9 +88,21 @@ def exception_fields(exc_info: Any) -> dict[str, str] | None:
 class EventBuilder:
     """Turns records and structlog events into the shared shape, scrubbed once."""
 
-    def __init__(self, service: Service, scrubber: Scrubber | None) -> None:
+    def __init__(self, service: Service, scrubber: Scrubber | None, breadcrumbs: int = 0) -> None:
         self._service = service
         self._scrubber = scrubber
+        self._breadcrumbs = breadcrumbs
+
+    def _add_exception(self, event: dict[str, Any], exc_info: Any, level: str, before: object | None) -> None:
+        """`exception`, after the request's `breadcrumbs` when an ERROR line carries one."""
+        exception = self._exception(exc_info)
+        if not exception:
+            return
+        if self._breadcrumbs and level in ("ERROR", "CRITICAL"):
+            lines = render_crumbs(str(event["request_id"]), self._breadcrumbs, before)
+            if lines:
+                event["breadcrumbs"] = [self._scrub_text(line) for line in lines]
+        event["exception"] = exception
 
     def _scrub_text(self, text: str) -> str:
         return self._scrubber.text(text) if self._scrubber else text
@@ -138,9 +152,7 @@ class EventBuilder:
             message = record.getMessage()
         event = self._base(record.created, record.levelname, record.name, message, ids)
         event.update(self._fields(extra))
-        exception = self._exception(record.exc_info)
-        if exception:
-            event["exception"] = exception
+        self._add_exception(event, record.exc_info, record.levelname, record)
         record._otel_event = event
         return event
 
@@ -163,9 +175,7 @@ class EventBuilder:
             import sys
 
             exc_info = sys.exc_info()
-        exception = self._exception(exc_info)
-        if exception:
-            event["exception"] = exception
+        self._add_exception(event, exc_info, level, None)
         return event
 
 
