@@ -339,6 +339,10 @@ def environment_variable() -> dashboard.QueryVariable:
     return prom_variable("environment", "Environment", "label_values(target_info, deployment_environment_name)")
 
 
+def error_group_variable() -> dashboard.QueryVariable:
+    return prom_variable("error_group", "Error group", f"label_values({ERRORS}{{{SERVICE}}}, error_group_id)")
+
+
 def service_variable() -> dashboard.QueryVariable:
     return prom_variable(
         "service", "Service", 'label_values(target_info{deployment_environment_name=~"$environment"}, job)'
@@ -465,6 +469,7 @@ def errors() -> dashboard.Dashboard:
         )
         .with_variable(environment_variable())
         .with_variable(service_variable())
+        .with_variable(error_group_variable())
         .with_panel(
             issue_table(
                 "Issues (error groups)",
@@ -501,13 +506,22 @@ def errors() -> dashboard.Dashboard:
                 [
                     Query(
                         f"sum by (job, error_group_id, error_type, service_version) "
-                        f"(rate({ERRORS}{{{SERVICE}}}[$__rate_interval]) {ENV_JOIN} {RELEASE_JOIN})",
+                        f'(rate({ERRORS}{{{SERVICE}, error_group_id=~"$error_group"}}[$__rate_interval]) '
+                        f"{ENV_JOIN} {RELEASE_JOIN})",
                         "{{job}} {{error_type}} {{error_group_id}} @ {{service_version}}",
                     )
                 ],
-                "Errors per second of each group, split by service.version: a group that starts or jumps "
-                "with a release shows here.",
+                "Errors per second of each chosen group (Error group variable), split by service.version: "
+                "a group that starts or jumps with a release shows here.",
                 width=24,
+            )
+        )
+        .with_panel(
+            log_panel(
+                "Error logs of the chosen groups",
+                f'{LOGS} | error_group_id =~ "$error_group"',
+                "The ERROR lines of the groups chosen above, with their breadcrumbs, request and trace IDs; "
+                "the Trace link of a line opens its trace.",
             )
         )
         .with_panel(

@@ -161,6 +161,9 @@ NATIVE_TWINS: dict[tuple[str, str], NativeTwin] = {
     ("errors.json", "Recent error logs"): lambda backends, traffic: native_logs(
         backends, f"{SERVICES} severity_number:>=17", traffic
     ),
+    ("errors.json", "Error logs of the chosen groups"): lambda backends, traffic: native_logs(
+        backends, f"{SERVICES} error.group.id:*", traffic
+    ),
     ("errors.json", "Failing traces"): _traces_of_both_services({"otel.status_code": "ERROR"}),
     ("service-overview.json", "Slow requests"): _traces_of_both_services({"span.kind": "server"}, "500ms"),
 }
