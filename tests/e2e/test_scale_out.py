@@ -5,6 +5,7 @@ agent B; every trace must land, complete, on exactly one gateway (docs/scale-out
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -39,6 +40,15 @@ def test_agent_config_validates_with_each_resolver(resolver: str) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["agent.yaml", "agent-dns.yaml", "agent-k8s.yaml"])
+def test_agent_files_document_every_variable_they_read(name: str) -> None:
+    text = (REPO / "collector" / name).read_text()
+    header = text.split("\nexporters:", 1)[0].split("\nextensions:", 1)[0]
+    read = set(re.findall(r"\$\{env:(\w+)", text))
+    documented = set(re.findall(r"^# (OTELCOL_\w+)", header, re.MULTILINE))
+    assert read == documented
 
 
 def _tier(tmp_path: Path, **gateway_settings: object) -> tuple[list[Collector], list[Collector]]:
