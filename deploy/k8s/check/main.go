@@ -1,5 +1,7 @@
 // Checks deploy/k8s/*.yaml against the official Kubernetes API types:
-//   cd deploy/k8s/check && go run . ../gateway.yaml ../agent.yaml
+//
+//	cd deploy/k8s/check && go run . ../gateway.yaml ../agent.yaml
+//
 // (GOMODCACHE=~/.cache/otel-distro/go/mod reuses the collector build's modules.)
 // Strictly decodes Kubernetes manifests into the official API types (k8s.io/api):
 // unknown fields, wrong types and unknown kinds fail.
