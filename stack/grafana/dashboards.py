@@ -130,8 +130,16 @@ RELEASE_JOIN = (
 
 
 def errors_in(range_: str) -> str:
-    """Errors per group over ``range_`` for the chosen services and environments."""
-    return f"sum by ({GROUP}) (increase({ERRORS}{{{SERVICE}}}[{range_}]) {ENV_JOIN})"
+    """Errors per group over ``range_`` for the chosen services and environments.
+
+    A process's series starts at its first export with the errors so far (often 1), which
+    ``increase()`` cannot see: a series born inside the range adds its first value.
+    """
+    errors = f"{ERRORS}{{{SERVICE}}}"
+    first, none = f"min_over_time({errors}[{range_}])", f"min_over_time({errors}[{range_}]) * 0"
+    grown = f"(increase({errors}[{range_}]) or {none})"
+    born = f"({first} unless {errors} offset {range_} or {none})"
+    return f"round(sum by ({GROUP}) (({grown} + {born}) {ENV_JOIN}))"
 
 
 def seen(range_: str, first: bool) -> str:

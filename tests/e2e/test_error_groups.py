@@ -150,6 +150,25 @@ def test_two_groups_in_prometheus_each_in_both_releases(backend_stack: stack.Sta
     assert sorted(types.values()) == ["KeyError", "app.PaymentDeclined"]
 
 
+def _counts(backends: stack.Stack, panel: str) -> dict[str, float]:
+    rows = _groups(backends, _dashboard_query(panel))
+    return {group: sum(float(s["value"][1]) for s in series) for group, series in rows.items()}
+
+
+def test_issue_list_counts_every_error_of_both_releases(backend_stack: stack.Stack, two_releases: Run) -> None:
+    """Four PaymentDeclined (two routes, two releases) and three KeyError, the first error of each
+    process included (its series starts at 1, which increase() alone misses)."""
+    poll("two error groups in both releases", lambda: _two_groups_in_both_releases(backend_stack), POLL_SECONDS)
+    types = {
+        group: series[0]["metric"]["error_type"]
+        for group, series in _groups(backend_stack, _dashboard_query("Issues (error groups)")).items()
+    }
+    expected = {"app.PaymentDeclined": 4.0, "KeyError": 3.0}
+    for panel in ("Issues (error groups)", "New in the last hour"):
+        counts = _counts(backend_stack, panel)
+        assert {types[group]: count for group, count in counts.items()} == expected, panel
+
+
 def test_issue_list_first_and_last_seen_straddle_the_restart(backend_stack: stack.Stack, two_releases: Run) -> None:
     poll("two error groups in both releases", lambda: _two_groups_in_both_releases(backend_stack), POLL_SECONDS)
     first = _groups(backend_stack, _dashboard_query("Issues (error groups)", 1))
