@@ -16,6 +16,7 @@ import pytest
 from tests.e2e.tiers import (
     Collector,
     Generator,
+    Point,
     Sent,
     agent,
     delivered,
@@ -24,7 +25,7 @@ from tests.e2e.tiers import (
     stop_all,
     wait_delivered,
 )
-from tests.harness import REPO, require_binary
+from tests.harness import REPO, require_binary, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -42,13 +43,22 @@ def test_agent_config_validates_with_each_resolver(resolver: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", ["agent.yaml", "agent-dns.yaml", "agent-k8s.yaml"])
+@pytest.mark.parametrize("name", ["agent.yaml", "agent-dns.yaml", "agent-k8s.yaml", "gateway.yaml"])
 def test_agent_files_document_every_variable_they_read(name: str) -> None:
     text = (REPO / "collector" / name).read_text()
-    header = text.split("\nexporters:", 1)[0].split("\nextensions:", 1)[0]
+    header = text.split("\nexporters:", 1)[0].split("\nextensions:", 1)[0].split("\nprocessors:", 1)[0]
     read = set(re.findall(r"\$\{env:(\w+)", text))
     documented = set(re.findall(r"^# (OTELCOL_\w+)", header, re.MULTILINE))
     assert read == documented
+
+
+def test_gateway_override_keeps_the_metrics_processors_of_config_yaml() -> None:
+    import yaml
+
+    base = yaml.safe_load((REPO / "collector" / "config.yaml").read_text())
+    override = yaml.safe_load((REPO / "collector" / "gateway.yaml").read_text())
+    expected = [*base["service"]["pipelines"]["metrics"]["processors"], "transform/gateway"]
+    assert override["service"]["pipelines"]["metrics"]["processors"] == expected
 
 
 def _tier(tmp_path: Path, **gateway_settings: object) -> tuple[list[Collector], list[Collector]]:
@@ -179,5 +189,43 @@ def test_an_agent_killed_after_accepting_loses_nothing(tmp_path: Path) -> None:
             c.start()
         wait_delivered(gateways, sent, timeout=90)
         _assert_one_gateway_per_trace(gateways, sent)
+    finally:
+        stop_all((*agents, *gateways))
+
+
+def test_each_gateway_labels_its_span_metrics_and_service_graph(tmp_path: Path) -> None:
+    """Without their own label, gateways would write the same span-metrics series."""
+    gateways, agents = _tier(tmp_path, capture_metrics=True)
+    agent_a, agent_b = agents
+    try:
+        for c in (*gateways, *agents):
+            c.start()
+        generator = Generator(agent_a.http_endpoint, agent_b.http_endpoint)
+        try:
+            sent = generator.send(300)
+            generator.flush()
+        finally:
+            generator.shutdown()
+        wait_delivered(gateways, sent, timeout=60)
+
+        def derived(g: Collector) -> list[Point]:
+            return [p for p in g.points() if p.name.startswith(("traces.spanmetrics", "traces_service_graph"))]
+
+        def both_kinds_everywhere() -> bool:
+            for g in gateways:
+                names = {p.name for p in derived(g)}
+                if not any(n.startswith("traces.spanmetrics") for n in names):
+                    return False
+                if not any(n.startswith("traces_service_graph") for n in names):
+                    return False
+            return True
+
+        # Both connectors flush every 15 s.
+        wait_until(both_kinds_everywhere, 60, interval=1, what="span metrics and service graph on every gateway")
+        for g in gateways:
+            labels = {p.attributes.get("otelcol.gateway") for p in derived(g)}
+            assert labels == {g.name}, (g.name, labels)
+            own = [p for p in g.points() if not p.name.startswith(("traces.spanmetrics", "traces_service_graph"))]
+            assert all("otelcol.gateway" not in p.attributes for p in own)
     finally:
         stop_all((*agents, *gateways))

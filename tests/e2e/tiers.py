@@ -1,7 +1,7 @@
 """Agent and gateway collectors on loopback for the scale-out tests (tests/e2e/test_scale_out.py)
 and the benchmark (benchmarks/scale_out.py).
 
-A gateway runs collector/config.yaml unchanged except that sampled traces go to a `file`
+A gateway runs collector/config.yaml + collector/gateway.yaml, except that sampled traces go to a `file`
 exporter (one JSON line per request) instead of the traces backend, so the spans each
 gateway kept can be read back; the other backends point at a closed port (their disk
 queues just fill). An agent runs collector/agent.yaml as is, with OTELCOL_GATEWAYS
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.harness import REPO, free_port, http, require_binary, stop_process, wait_until
-from tests.otlp_files import Span, read_spans
+from tests.otlp_files import Point, Span, read_points, read_spans
 
 AGENT_CONFIG = REPO / "collector" / "agent.yaml"
-GATEWAY_CONFIG = REPO / "collector" / "config.yaml"
+GATEWAY_CONFIGS = [REPO / "collector" / "config.yaml", REPO / "collector" / "gateway.yaml"]
 
 # Sampled traces to a file per process run (the file name carries the run number, so a
 # restarted gateway never appends to a half-written line of the previous run).
@@ -36,6 +36,18 @@ service:
   pipelines:
     traces:
       exporters: [file/sampled]
+"""
+
+# The gateways' metrics (span metrics, service graph) to a file as well.
+METRICS_OVERRIDE = """
+exporters:
+  file/metrics:
+    path: ${env:CAPTURE_DIR}/metrics-${env:CAPTURE_RUN}.jsonl
+    flush_interval: 100ms
+service:
+  pipelines:
+    metrics:
+      exporters: [file/metrics]
 """
 
 
@@ -110,6 +122,9 @@ class Collector:
     def spans(self) -> list[Span]:
         return [s for path in sorted(self.directory.glob("traces-*.jsonl")) for s in read_spans(path)]
 
+    def points(self) -> list[Point]:
+        return [p for path in sorted(self.directory.glob("metrics-*.jsonl")) for p in read_points(path)]
+
 
 def gateway(
     directory: Path,
@@ -118,16 +133,21 @@ def gateway(
     slow_ms: int = 1000,
     decision_wait: str = "2s",
     override_text: str = GATEWAY_OVERRIDE,
+    capture_metrics: bool = False,
 ) -> Collector:
     directory.mkdir(parents=True, exist_ok=True)
-    override = directory / f"gateway-override-{hashlib.sha256(override_text.encode()).hexdigest()[:8]}.yaml"
-    override.write_text(override_text)
+    overrides = []
+    for text in (override_text, METRICS_OVERRIDE) if capture_metrics else (override_text,):
+        path = directory / f"gateway-override-{hashlib.sha256(text.encode()).hexdigest()[:8]}.yaml"
+        path.write_text(text)
+        overrides.append(path)
     dead = f"127.0.0.1:{free_port()}"
     return Collector(
         name,
-        [GATEWAY_CONFIG, override],
+        [*GATEWAY_CONFIGS, *overrides],
         directory / name,
         {
+            "OTELCOL_GATEWAY_ID": name,
             "OTELCOL_PROMETHEUS_REMOTE_WRITE_URL": f"http://{dead}/api/v1/write",
             "OTELCOL_LOGS_OTLP_ENDPOINT": f"http://{dead}/otlp",
             "OTELCOL_TRACES_OTLP_ENDPOINT": dead,
