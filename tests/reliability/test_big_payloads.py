@@ -41,7 +41,7 @@ ROUTES = frozenset(
 )
 BIG_BODIES, DISTINCT_PATHS, LONG_URLS = 20, 300, 30
 BODY_BYTES, URL_BYTES = 5 * 1024 * 1024, 16_000  # uvicorn (h11) refuses a request head over 16 KiB
-SMALL_RATE, QUIET = 100, 2.0  # the small stream: requests a second; seconds alone before and after
+SMALL_RATE, QUIET = 250, 2.0  # the small stream: requests a second; seconds alone before and after
 # The small stream's p99 with the big requests may exceed its p99 alone by this much at most.
 P99_DELAY = 0.050
 
