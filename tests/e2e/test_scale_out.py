@@ -21,6 +21,7 @@ from tests.e2e.tiers import (
     agent,
     delivered,
     gateway,
+    send_traces,
     spans_by_trace,
     stop_all,
     wait_delivered,
@@ -95,12 +96,7 @@ def _assert_one_gateway_per_trace(gateways: list[Collector], sent: Sent) -> dict
 
 def test_every_trace_lands_complete_on_exactly_one_gateway(tier: tuple[list[Collector], list[Collector]]) -> None:
     gateways, (agent_a, agent_b) = tier
-    generator = Generator(agent_a.http_endpoint, agent_b.http_endpoint)
-    try:
-        sent = generator.send(1200)
-        generator.flush()
-    finally:
-        generator.shutdown()
+    sent = send_traces(agent_a.http_endpoint, agent_b.http_endpoint, 1200)
     wait_delivered(gateways, sent, timeout=90)
 
     per_gateway = _assert_one_gateway_per_trace(gateways, sent)
@@ -118,12 +114,7 @@ def test_tail_sampling_behind_agents_keeps_errors_and_slow_whole_and_nothing_of_
     try:
         for c in (*gateways, *agents):
             c.start()
-        generator = Generator(agent_a.http_endpoint, agent_b.http_endpoint)
-        try:
-            sent = generator.send(1000, error_every=10, slow_every=10)
-            generator.flush()
-        finally:
-            generator.shutdown()
+        sent = send_traces(agent_a.http_endpoint, agent_b.http_endpoint, 1000, error_every=10, slow_every=10)
         kept = sent.of_kind("error", "slow")
         assert len(kept) == 200
         wait_delivered(gateways, sent, timeout=90, traces=kept)
@@ -177,12 +168,7 @@ def test_an_agent_killed_after_accepting_loses_nothing(tmp_path: Path) -> None:
         # Gateways not started yet: everything the agents accept waits in their disk queues.
         for a in agents:
             a.start()
-        generator = Generator(agent_a.http_endpoint, agent_b.http_endpoint)
-        try:
-            sent = generator.send(500)
-            generator.flush()
-        finally:
-            generator.shutdown()
+        sent = send_traces(agent_a.http_endpoint, agent_b.http_endpoint, 500)
         for a in agents:
             a.kill()  # SIGKILL: nothing flushed, nothing drained
         for c in (*gateways, *agents):
@@ -200,12 +186,7 @@ def test_each_gateway_labels_its_span_metrics_and_service_graph(tmp_path: Path) 
     try:
         for c in (*gateways, *agents):
             c.start()
-        generator = Generator(agent_a.http_endpoint, agent_b.http_endpoint)
-        try:
-            sent = generator.send(300)
-            generator.flush()
-        finally:
-            generator.shutdown()
+        sent = send_traces(agent_a.http_endpoint, agent_b.http_endpoint, 300)
         wait_delivered(gateways, sent, timeout=60)
 
         def derived(g: Collector) -> list[Point]:

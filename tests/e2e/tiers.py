@@ -260,6 +260,17 @@ class Generator:
             provider.shutdown()
 
 
+def send_traces(frontend_endpoint: str, backend_endpoint: str, count: int, **kinds: int) -> Sent:
+    """One Generator's `send(count, **kinds)`, flushed to the agents and shut down."""
+    generator = Generator(frontend_endpoint, backend_endpoint)
+    try:
+        sent = generator.send(count, **kinds)
+        generator.flush()
+    finally:
+        generator.shutdown()
+    return sent
+
+
 def spans_by_trace(gateways: Iterable[Collector]) -> dict[str, dict[str, set[str]]]:
     """trace ID -> gateway name -> span IDs that gateway exported."""
     out: dict[str, dict[str, set[str]]] = {}
