@@ -10,13 +10,15 @@
 #                                   (Apache-2.0; nothing AGPL is fetched or compiled: the
 #                                   install fails if a tool module's build list names
 #                                   grafana/loki, grafana/tempo or grafana/grafana)
+#   k8s-check                       strict decoding of deploy/k8s/*.yaml into the official
+#                                   Kubernetes API types (Go module deploy/k8s/check)
 #   grammars                        Grafana's LogQL and TraceQL parsers from npm
 #                                   (tools/grammars: package.json + package-lock.json),
 #                                   for the query checks of tests/stack
 #
 # Usage: scripts/install_backends.sh [--refresh] [NAME...]
 #   NAME: otelcol prometheus (also gives promtool) alertmanager (also amtool) victoria-logs jaeger
-#         grammars;
+#         k8s-check grammars;
 #         default all. --refresh re-fetches the Debian packages (newest in sid).
 #
 # Everything heavy is cached OUTSIDE the checkout, so a fresh clone (CI) reuses it:
@@ -39,7 +41,7 @@ CACHE="${OTEL_DISTRO_CACHE:-$HOME/.cache/otel-distro}"
 BIN_DIR="$REPO/.backends/bin"
 STAMP_DIR="$CACHE/bin"
 LOG_DIR="$CACHE/logs"
-ALL=(prometheus alertmanager otelcol victoria-logs jaeger grammars)
+ALL=(prometheus alertmanager otelcol victoria-logs jaeger k8s-check grammars)
 # Bump when a build recipe below changes: every stamp hash changes with it.
 RECIPE=4
 
@@ -241,6 +243,13 @@ install_jaeger() {
         version
 }
 
+install_k8s-check() {
+    local dir="$REPO/deploy/k8s/check" ver
+    ver="$(module_version "$dir/go.mod" k8s.io/api)"
+    [[ -n "$ver" ]] || { step k8s-check "k8s-check"; fail "no k8s.io/api requirement in $dir/go.mod"; }
+    go_tool_build k8s-check "$dir" . "$ver" "$GO_LDFLAGS" -version
+}
+
 # ---------------------------------------------------------------------------------------
 # grammars: Grafana's query parsers (npm), for checking the LogQL and TraceQL we ship
 # ---------------------------------------------------------------------------------------
@@ -417,7 +426,7 @@ verify() { # verify NAME...
     local name flag out
     for name in "$@"; do
         case "$name" in
-            victoria-logs) flag=-version ;;
+            victoria-logs | k8s-check) flag=-version ;;
             jaeger) flag=version ;;
             *) flag=--version ;;
         esac
@@ -439,7 +448,7 @@ main() {
                 sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
                 return 0
                 ;;
-            otelcol | prometheus | alertmanager | victoria-logs | jaeger | grammars) names+=("$arg") ;;
+            otelcol | prometheus | alertmanager | victoria-logs | jaeger | k8s-check | grammars) names+=("$arg") ;;
             promtool) names+=(prometheus) ;;
             amtool) names+=(alertmanager) ;;
             *)

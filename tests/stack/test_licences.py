@@ -17,13 +17,15 @@ import yaml
 from tests.stack.queries import REPO
 
 AGPL_MODULE = re.compile(r"github\.com/grafana/(loki|tempo|grafana)(/|\s|@|$)")
-GO_FILES = sorted(p for p in (REPO / "tools").rglob("go.*") if p.name in ("go.mod", "go.sum"))
+GO_FILES = sorted(
+    p for top in ("tools", "deploy") for p in (REPO / top).rglob("go.*") if p.name in ("go.mod", "go.sum")
+)
 AGPL_IMAGES = ("grafana/loki", "grafana/tempo", "grafana/grafana")
 
 
 def test_the_tool_modules_exist() -> None:
-    modules = {p.parent.name for p in GO_FILES if p.name == "go.mod"}
-    assert modules == {"victorialogs", "jaeger"}
+    modules = {str(p.parent.relative_to(REPO)) for p in GO_FILES if p.name == "go.mod"}
+    assert modules == {"tools/backends/victorialogs", "tools/backends/jaeger", "deploy/k8s/check"}
 
 
 @pytest.mark.parametrize("path", GO_FILES, ids=lambda p: str(p.relative_to(REPO)))

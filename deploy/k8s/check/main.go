@@ -1,8 +1,9 @@
-// Checks deploy/k8s/*.yaml against the official Kubernetes API types:
+// Checks deploy/k8s/*.yaml against the official Kubernetes API types. Built and cached by
+// `scripts/backends install k8s-check` (.backends/bin/k8s-check) and run by
+// tests/stack/test_k8s_manifests.py:
 //
-//	cd deploy/k8s/check && go run . ../gateway.yaml ../agent.yaml
+//	k8s-check deploy/k8s/gateway.yaml deploy/k8s/agent.yaml
 //
-// (GOMODCACHE=~/.cache/otel-distro/go/mod reuses the collector build's modules.)
 // Strictly decodes Kubernetes manifests into the official API types (k8s.io/api):
 // unknown fields, wrong types and unknown kinds fail.
 package main
@@ -20,6 +21,14 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-version" {
+		fmt.Println("k8s-check (k8s.io/api v0.35.4)")
+		return
+	}
+	if len(os.Args) < 2 {
+		fmt.Println("usage: k8s-check MANIFEST.yaml...")
+		os.Exit(2)
+	}
 	bad := 0
 	for _, path := range os.Args[1:] {
 		data, err := os.ReadFile(path)
