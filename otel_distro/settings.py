@@ -456,6 +456,15 @@ class Settings:
         "`_other` (one warning says so).",
     )
 
+    error_events_per_minute: int = _setting(
+        "OTEL_DISTRO_ERROR_EVENTS_PER_MINUTE",
+        60,
+        _number(int, 0, 100_000),
+        "ERROR log events with an exception written and exported per error group per minute and process "
+        "(bursts up to this many); the next one passing says how many were left out in "
+        "`error.events.suppressed`. The `app.errors` counter counts them all. 0: no limit.",
+    )
+
     breadcrumbs: int = _setting(
         "OTEL_DISTRO_BREADCRUMBS",
         20,

@@ -8,6 +8,8 @@ What the distro changes in an app's logging, and nothing more:
 * the root logger gets our handlers: OTLP export, the console line on stdout for records no
   handler of the app printed, the log file if one is configured, the `app.errors`
   counter of logged exceptions, and the breadcrumbs of the current request;
+* ERROR lines with an exception are limited per error group (`OTEL_DISTRO_ERROR_EVENTS_PER_MINUTE`)
+  on stdout, in the file and over OTLP; the counter still counts every exception;
 * if the root logger was at its default WARNING level, it is lowered to
   `OTEL_DISTRO_LOG_LEVEL`;
 * `basicConfig`, `dictConfig` and `fileConfig` keep working as if the distro were absent;
@@ -26,6 +28,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.resources import Resource
 
 from otel_distro.error_counter import ErrorCounter
+from otel_distro.error_events import ErrorEventLimit
 from otel_distro.logs import _stdlib, _structlog
 from otel_distro.logs._breadcrumbs import BreadcrumbHandler
 from otel_distro.logs._context import current_ids, install_record_factory
@@ -72,7 +75,7 @@ def install_logging(
     json_lines = _json_wanted(settings)
     install_record_factory()
 
-    handlers: list[logging.Handler] = [BreadcrumbHandler(settings.breadcrumbs, level)] if settings.breadcrumbs else []
+    handlers: list[logging.Handler] = []
     if provider is not None:
         handlers.append(OTLPHandler(provider, builder, level))
     formatter = EventFormatter(builder, json_lines)
@@ -84,12 +87,18 @@ def install_logging(
     file_handler = _log_file(settings, builder, level)
     if file_handler is not None:
         handlers.append(file_handler)
+    limit = _error_event_limit(settings)
+    if limit is not None:
+        for handler in handlers:
+            handler.addFilter(limit)  # the outputs only: the counter and the breadcrumbs see every record
+    if settings.breadcrumbs:
+        handlers.insert(0, BreadcrumbHandler(settings.breadcrumbs, level))
     if error_counter is not None:
         handlers.append(error_counter)
 
     silenced = _ACCESS_LOGGERS if settings.access_log != "server" else ()
     app_formatter = formatter if settings.console_logs == "replace" else None
-    attached = _stdlib.attach(handlers, level, app_formatter=app_formatter, silenced=silenced)
+    attached = _stdlib.attach(handlers, level, app_formatter=app_formatter, app_filter=limit, silenced=silenced)
     uvicorn_errors = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, SuppressLoggedErrors) for f in uvicorn_errors.filters):
         uvicorn_errors.addFilter(SuppressLoggedErrors())
@@ -97,7 +106,13 @@ def install_logging(
     render = None if settings.console_logs == "off" else (render_json if json_lines else render_console)
     # structlog events that never become stdlib records reach the same file through this handler.
     in_use = next((h for h in attached if isinstance(h, SharedRotatingFileHandler)), None)
-    _structlog.install(provider, builder, scrubber, level, render, in_use, error_counter)
+    _structlog.install(provider, builder, scrubber, level, render, in_use, error_counter, limit)
+
+
+def _error_event_limit(settings: Settings) -> ErrorEventLimit | None:
+    if not settings.error_events_per_minute:
+        return None
+    return ErrorEventLimit(settings.error_events_per_minute, settings.error_groups_max)
 
 
 def _log_file(settings: Settings, builder: EventBuilder, level: int) -> SharedRotatingFileHandler | None:

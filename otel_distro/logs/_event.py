@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from otel_distro.error_events import DECIDED
 from otel_distro.error_group import group_id
 from otel_distro.logs._breadcrumbs import render_crumbs
 from otel_distro.logs._context import RECORD_FIELDS, current_ids
@@ -25,7 +26,7 @@ from otel_distro.scrub import Scrubber
 
 # Attributes every LogRecord has; anything else came from `extra=`.
 RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
-_SKIP_RECORD = RESERVED | frozenset(RECORD_FIELDS) | {"_otel_event", LOCAL_ONLY}
+_SKIP_RECORD = RESERVED | frozenset(RECORD_FIELDS) | {"_otel_event", DECIDED, LOCAL_ONLY}
 # structlog keys with a fixed place in the shape, or internal to structlog.
 _STRUCTLOG_OWN = frozenset(
     {

@@ -41,6 +41,7 @@ class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
 class _Policy:
     ours: ClassVar[list[logging.Handler]] = []
     app_formatter: ClassVar[logging.Formatter | None] = None  # set on the app's console handlers
+    app_filter: ClassVar[logging.Filter | None] = None  # with it, since they print our lines then
     silenced: ClassVar[tuple[str, ...]] = ()  # loggers whose lines ours replace
 
 
@@ -57,6 +58,7 @@ def attach(
     handlers: Iterable[logging.Handler],
     level: int,
     app_formatter: logging.Formatter | None = None,
+    app_filter: logging.Filter | None = None,
     silenced: tuple[str, ...] = (),
 ) -> list[logging.Handler]:
     """Add our handlers to the root logger (once per handler class) and open the level.
@@ -69,6 +71,7 @@ def attach(
             _Policy.ours.append(handler)
             root.addHandler(handler)
     _Policy.app_formatter = app_formatter
+    _Policy.app_filter = app_filter if app_formatter is not None else None
     _Policy.silenced = silenced
     # Root defaults to WARNING; records below the logger level never reach any handler.
     if root.level == logging.WARNING and level < logging.WARNING:
@@ -87,6 +90,8 @@ def _reapply() -> None:
         for handler in root.handlers:
             if handler not in _Policy.ours and type(handler) is logging.StreamHandler:
                 handler.setFormatter(_Policy.app_formatter)
+                if _Policy.app_filter is not None:
+                    handler.addFilter(_Policy.app_filter)
     for name in _Policy.silenced:
         logging.getLogger(name).disabled = True
 

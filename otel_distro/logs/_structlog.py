@@ -18,6 +18,8 @@ from typing import Any
 from opentelemetry.sdk._logs import LoggerProvider
 
 from otel_distro.error_counter import ErrorCounter, route_of
+from otel_distro.error_events import SUPPRESSED, ErrorEventLimit
+from otel_distro.error_group import group_id
 from otel_distro.logs._context import current_ids
 from otel_distro.logs._event import EventBuilder, render_json
 from otel_distro.logs._files import SharedRotatingFileHandler
@@ -29,6 +31,7 @@ _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exc
 
 class _State:
     errors: ErrorCounter | None = None
+    limit: ErrorEventLimit | None = None
     emitter: Emitter | None = None
     builder: EventBuilder | None = None
     scrubber: Scrubber | None = None
@@ -52,20 +55,33 @@ def add_otel_context(logger: Any, method_name: str, event_dict: MutableMapping[s
         _scrub(_State.scrubber, event_dict)
     if not isinstance(logger, logging.Logger):
         level = _LEVELS.get(method_name, 20)
+        exc = _exception(event_dict) if level >= logging.ERROR else None
+        if exc is not None and _State.errors is not None:
+            _State.errors.count_once(exc, route_of(event_dict))
+        if exc is not None and _State.limit is not None:
+            _limit(_State.limit, exc, event_dict)
         if level >= _State.level:
             _export(logger, method_name, event_dict)
-        if level >= logging.ERROR and _State.errors is not None:
-            _count_error(_State.errors, event_dict)
     return event_dict
 
 
-def _count_error(errors: ErrorCounter, event_dict: MutableMapping[str, Any]) -> None:
+def _exception(event_dict: MutableMapping[str, Any]) -> BaseException | None:
     exc_info = event_dict.get("exc_info")
     if exc_info is True:
         exc_info = sys.exc_info()
     exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-    if isinstance(exc, BaseException):
-        errors.count_once(exc, route_of(event_dict))
+    return exc if isinstance(exc, BaseException) else None
+
+
+def _limit(limit: ErrorEventLimit, exc: BaseException, event_dict: MutableMapping[str, Any]) -> None:
+    """Drop the event (stdout, file and OTLP alike) past its group's limit, after it was counted."""
+    import structlog
+
+    suppressed = limit.admit(group_id(exc))
+    if suppressed is None:
+        raise structlog.DropEvent
+    if suppressed:
+        event_dict[SUPPRESSED] = suppressed
 
 
 def _add_ids(event_dict: MutableMapping[str, Any]) -> None:
@@ -125,6 +141,7 @@ def install(
     render: Callable[[Any], str] | None,
     file: SharedRotatingFileHandler | None = None,
     errors: ErrorCounter | None = None,
+    limit: ErrorEventLimit | None = None,
 ) -> bool:
     """Hook into structlog if it is installed; returns whether it was."""
     try:
@@ -133,7 +150,7 @@ def install(
         return False
     _State.emitter = Emitter(provider) if provider is not None else None
     _State.builder, _State.scrubber, _State.level, _State.file = builder, scrubber, level, file
-    _State.errors = errors
+    _State.errors, _State.limit = errors, limit
     if render is not None and not structlog.is_configured():
         structlog.configure(
             processors=[

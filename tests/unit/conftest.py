@@ -24,7 +24,7 @@ def _restore_logging() -> Iterator[None]:
     factory = logging.getLogRecordFactory()
     functions = (logging.basicConfig, logging.config.dictConfig, logging.config.fileConfig)
     ours = list(_stdlib._Policy.ours)
-    policy = (_stdlib._Policy.app_formatter, _stdlib._Policy.silenced)
+    policy = (_stdlib._Policy.app_formatter, _stdlib._Policy.app_filter, _stdlib._Policy.silenced)
     structlog_config = _structlog_config()
     yield
     root.handlers[:] = handlers
@@ -32,7 +32,7 @@ def _restore_logging() -> Iterator[None]:
     logging.setLogRecordFactory(factory)
     logging.basicConfig, logging.config.dictConfig, logging.config.fileConfig = functions
     _stdlib._Policy.ours[:] = ours
-    _stdlib._Policy.app_formatter, _stdlib._Policy.silenced = policy
+    _stdlib._Policy.app_formatter, _stdlib._Policy.app_filter, _stdlib._Policy.silenced = policy
     if structlog_config is not None:
         import structlog
 
