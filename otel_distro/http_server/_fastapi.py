@@ -26,12 +26,10 @@ from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.metrics import get_meter
 from opentelemetry.propagate import extract
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from starlette.background import BackgroundTask
 from starlette.middleware.errors import ServerErrorMiddleware
 
-from otel_distro.error_group import ATTRIBUTE as ERROR_GROUP
-from otel_distro.error_group import group_id
 from otel_distro.http_server._config import Config
 from otel_distro.http_server._recorder import Recorder
 from otel_distro.http_server._semconv import (
@@ -43,6 +41,7 @@ from otel_distro.http_server._semconv import (
     apply_status,
     duration_histogram,
     pick,
+    record_error,
     request_body_size,
     response_body_size,
     set_int,
@@ -161,8 +160,7 @@ class _ExceptionRecorder:
         except Exception as exc:
             span = trace.get_current_span()
             if span.is_recording():
-                span.record_exception(exc, {ERROR_GROUP: group_id(exc)})
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                record_error(span, exc)
             raise
 
 
@@ -280,8 +278,7 @@ class _Middleware:
                 context.detach(span_token)
         except Exception as exc:
             if span.is_recording():
-                span.record_exception(exc, {ERROR_GROUP: group_id(exc)})
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                record_error(span, exc)
             raise
 
     def _send(self, span: Span, send: Send, attributes: Attributes) -> Send:

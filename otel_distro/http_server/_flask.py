@@ -21,11 +21,9 @@ from opentelemetry.instrumentation.propagators import get_global_response_propag
 from opentelemetry.instrumentation.wsgi import default_response_propagation_setter, wsgi_getter
 from opentelemetry.metrics import get_meter
 from opentelemetry.propagate import extract
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from opentelemetry.util.http import normalize_user_agent
 
-from otel_distro.error_group import ATTRIBUTE as ERROR_GROUP
-from otel_distro.error_group import group_id
 from otel_distro.http_server._config import Config
 from otel_distro.http_server._recorder import Recorder
 from otel_distro.http_server._semconv import (
@@ -37,6 +35,7 @@ from otel_distro.http_server._semconv import (
     apply_status,
     duration_histogram,
     pick,
+    record_error,
     sanitize_method,
     set_int,
     set_method,
@@ -291,8 +290,7 @@ class _FlaskServer:
         try:
             context.detach(token)
             if isinstance(exc, Exception) and span.is_recording():
-                span.record_exception(exc, {ERROR_GROUP: group_id(exc)})
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                record_error(span, exc)
             span.end()
         except (RuntimeError, AttributeError, ValueError) as error:
             _log.debug("Error during request teardown: %s", error, exc_info=True)

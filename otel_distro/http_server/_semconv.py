@@ -17,6 +17,9 @@ from opentelemetry.semconv.schemas import Schemas
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.http.constants import BOT_PATTERNS, TEST_PATTERNS
 
+from otel_distro.error_group import ATTRIBUTE as ERROR_GROUP
+from otel_distro.error_group import group_id
+
 __all__ = [
     "ACTIVE_KEYS",
     "DURATION_KEYS",
@@ -25,6 +28,7 @@ __all__ = [
     "active_requests",
     "apply_status",
     "duration_histogram",
+    "record_error",
     "request_body_size",
     "response_body_size",
     "sanitize_method",
@@ -140,3 +144,9 @@ def response_body_size(meter: Meter) -> Histogram:
 def pick(attributes: Attributes, keys: tuple[str, ...]) -> Attributes:
     """The subset of `attributes` a metric records."""
     return {k: attributes[k] for k in keys if k in attributes}
+
+
+def record_error(span: Span, exc: Exception) -> None:
+    """The exception event (with its error group) and ERROR status of a failed request's span."""
+    span.record_exception(exc, {ERROR_GROUP: group_id(exc)})
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
