@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
+from otel_distro._sdk_compat import metric_exporter_preferences, span_attribute_dict
 from otel_distro.scrub import Scrubber
 from otel_distro.settings import Settings
 
@@ -81,11 +82,14 @@ def span_exporters(settings: Settings) -> list[SpanExporter]:
         if name == "otlp":
             if _use_grpc(settings):
                 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+                exporters.append(OTLPSpanExporter())
             else:
                 # Upstream's exporter with a faster, byte-identical encoder and, for a plain-HTTP
                 # endpoint, a stdlib transport instead of requests (otel_distro.otlp_http).
-                from otel_distro.otlp_http import OTLPSpanExporter  # type: ignore[assignment]
-            exporters.append(OTLPSpanExporter())
+                from otel_distro.otlp_http import OTLPSpanExporter as HTTPSpanExporter
+
+                exporters.append(HTTPSpanExporter(settings=settings))
         elif name == "console":
             exporters.append(ConsoleSpanExporter())
     return [_RecordingSpanExporter(e, _state_for("traces", e)) for e in exporters]
@@ -98,9 +102,12 @@ def metric_exporters(settings: Settings) -> list[MetricExporter]:
         if name == "otlp":
             if _use_grpc(settings):
                 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+                exporters.append(OTLPMetricExporter())
             else:
-                from otel_distro.otlp_http import OTLPMetricExporter  # type: ignore[assignment]
-            exporters.append(OTLPMetricExporter())
+                from otel_distro.otlp_http import OTLPMetricExporter as HTTPMetricExporter
+
+                exporters.append(HTTPMetricExporter(settings=settings))
         elif name == "console":
             exporters.append(ConsoleMetricExporter())
     return [_RecordingMetricExporter(e, _state_for("metrics", e)) for e in exporters]
@@ -112,9 +119,12 @@ def log_exporters(settings: Settings) -> list[LogRecordExporter]:
         if name == "otlp":
             if _use_grpc(settings):
                 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+                exporters.append(OTLPLogExporter())
             else:
-                from otel_distro.otlp_http import OTLPLogExporter  # type: ignore[assignment]
-            exporters.append(OTLPLogExporter())
+                from otel_distro.otlp_http import OTLPLogExporter as HTTPLogExporter
+
+                exporters.append(HTTPLogExporter(settings=settings))
         elif name == "console":
             exporters.append(ConsoleLogRecordExporter())
     return [_RecordingLogExporter(e, _state_for("logs", e)) for e in exporters]
@@ -206,10 +216,7 @@ class _RecordingSpanExporter(SpanExporter):
 class _RecordingMetricExporter(MetricExporter):
     def __init__(self, inner: MetricExporter, state: ExporterState) -> None:
         # The periodic reader reads the exporter's preferences: pass the inner one's through.
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
-        )
+        super().__init__(**metric_exporter_preferences(inner))
         self._inner = inner
         self._state = state
 
@@ -296,10 +303,8 @@ class ScrubbingSpanExporter(SpanExporter):
 
     def _attributes(self, attributes: Any) -> dict[str, Any] | None:
         """The scrubbed attributes, or None when nothing had to change."""
-        # BoundedAttributes keeps a plain dict: iterating it skips the Mapping protocol's calls.
-        raw = getattr(attributes, "_dict", attributes)
         clean, scrubbed = self._clean, None
-        for key, value in raw.items():
+        for key, value in attributes.items():
             try:
                 if (key, value) in clean:
                     continue
@@ -314,7 +319,7 @@ class ScrubbingSpanExporter(SpanExporter):
                     clean.add((key, value))
                 continue
             if scrubbed is None:
-                scrubbed = dict(raw)
+                scrubbed = dict(attributes)
             scrubbed[key] = new
         return scrubbed
 
@@ -322,8 +327,8 @@ class ScrubbingSpanExporter(SpanExporter):
         """The span as it may leave the process: its name, attributes, events (recorded exceptions'
         messages and stack traces) and status description scrubbed like log lines."""
         text = self._scrubber.text
-        # The span's own BoundedAttributes rather than the read-only proxy `attributes` returns.
-        attributes = getattr(span, "_attributes", None) or span.attributes
+        # The SDK's own dict rather than the read-only proxy `attributes` returns: no Mapping-protocol calls.
+        attributes = span_attribute_dict(span)
         cleaned = self._attributes(attributes) if attributes else None
         events = span.events
         if any(e.attributes for e in events):

@@ -10,6 +10,9 @@ The transport changes only for a plain `http://` endpoint with nothing `requests
 URL): there a kept-alive stdlib `http.client` connection sends the same POST, and the
 `requests`/`urllib3` stack (tens of milliseconds and megabytes at start-up) is never imported
 for telemetry. Every other endpoint gets upstream's `requests` transport, as before.
+
+The exporters' internals both rely on are in `otel_distro._sdk_compat` (fast paths
+`OTLP_ENCODE` and `PLAIN_HTTP_TRANSPORT`); with either off, that part is upstream's again.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
-from opentelemetry.exporter.otlp.proto.http._common import _is_request_too_large, _resolve_endpoint
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as _UpstreamLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as _UpstreamMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as _UpstreamSpanExporter
@@ -33,35 +34,23 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from otel_distro import _sdk_compat
+from otel_distro._sdk_compat import BaseHTTPResult, BaseHTTPTransport
 from otel_distro.otlp_encoding import encode_log_request, encode_span_request
-from otel_distro.settings import Settings, get_settings
+from otel_distro.settings import Settings
 
 __all__ = ["OTLPLogExporter", "OTLPMetricExporter", "OTLPSpanExporter"]
-
-_HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
-
-
-def _send(exporter: Any, body: bytes, count: int) -> bool:
-    """POST an encoded batch through the exporter's own client; True when it was accepted."""
-    with exporter._metrics.export_operation(count) as result:
-        sent = exporter._client.export(body)
-        if not sent.success:
-            result.error = sent.error
-            if sent.status_code is not None:
-                result.error_attrs = {_HTTP_RESPONSE_STATUS_CODE: sent.status_code}
-            return False
-    return True
 
 
 def _encoded(exporter: Any, encode: Any, batch: Sequence[Any]) -> bytes | None:
     """The batch's body, or None when upstream should handle this batch itself."""
-    if exporter._shutdown or not batch:
+    if _sdk_compat.exporter_is_shut_down(exporter) or not batch:
         return None
     try:
         body: bytes = encode(batch)
     except Exception:  # upstream encodes (or reports) what we do not handle
         return None
-    return None if _is_request_too_large(body, exporter._max_request_size) else body
+    return None if _sdk_compat.request_too_large(exporter, body) else body
 
 
 # Where `requests` looks for netrc credentials when the NETRC variable is unset.
@@ -154,10 +143,10 @@ def _requests_would_change(url: str, signal: str, settings: Settings) -> bool:
     return not set(url) <= _URL_CHARACTERS  # requests would re-quote the URL
 
 
-def plain_http_transport(url: str, signal: str, settings: Settings | None = None) -> _PlainHTTPTransport | None:
+def plain_http_transport(url: str, signal: str, settings: Settings) -> _PlainHTTPTransport | None:
     """Our stdlib transport for a plain-HTTP endpoint; None where upstream's `requests` one is needed.
 
-    `signal` is `traces`, `metrics` or `logs`; `settings` default to the process's.
+    `signal` is `traces`, `metrics` or `logs`.
     """
     try:
         parts = urlsplit(url)
@@ -166,42 +155,54 @@ def plain_http_transport(url: str, signal: str, settings: Settings | None = None
         return None
     if parts.scheme.lower() != "http" or not parts.hostname or parts.username or parts.password:
         return None
-    if _requests_would_change(url, signal, get_settings() if settings is None else settings):
+    if _requests_would_change(url, signal, settings):
         return None
     return _PlainHTTPTransport(parts.hostname, port)
 
 
-def _transport_kwargs(kwargs: dict[str, Any], endpoint_variable: str, default_path: str, signal: str) -> dict[str, Any]:
-    if kwargs.get("session") is not None or "_transport" in kwargs:
-        return kwargs
-    url = kwargs.get("endpoint") or _resolve_endpoint(endpoint_variable, default_path)  # type: ignore[arg-type]
-    return {**kwargs, "_transport": plain_http_transport(url, signal)}
+def _transport_kwargs(
+    kwargs: dict[str, Any], endpoint_variable: str, default_path: str, signal: str, settings: Settings
+) -> dict[str, Any]:
+    return _sdk_compat.exporter_kwargs(
+        kwargs, endpoint_variable, default_path, lambda url: plain_http_transport(url, signal, settings)
+    )
 
 
 class OTLPSpanExporter(_UpstreamSpanExporter):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "v1/traces", "traces"))
+    """Upstream's exporter, sending our encoder's bytes; `settings` decide the transport."""
+
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+        kwargs = _transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "v1/traces", "traces", settings)
+        super().__init__(**kwargs)
+        self._distro_encodes = _sdk_compat.exporter_encodes(self)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        body = _encoded(self, encode_span_request, spans)
+        body = _encoded(self, encode_span_request, spans) if self._distro_encodes else None
         if body is None:
             return super().export(spans)
-        return SpanExportResult.SUCCESS if _send(self, body, len(spans)) else SpanExportResult.FAILURE
+        ok = _sdk_compat.send_encoded(self, body, len(spans))
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
 
 class OTLPLogExporter(_UpstreamLogExporter):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "v1/logs", "logs"))
+    """Upstream's exporter, sending our encoder's bytes; `settings` decide the transport."""
+
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+        kwargs = _transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "v1/logs", "logs", settings)
+        super().__init__(**kwargs)
+        self._distro_encodes = _sdk_compat.exporter_encodes(self)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        body = _encoded(self, encode_log_request, batch)
+        body = _encoded(self, encode_log_request, batch) if self._distro_encodes else None
         if body is None:
             return super().export(batch)
-        return LogRecordExportResult.SUCCESS if _send(self, body, len(batch)) else LogRecordExportResult.FAILURE
+        ok = _sdk_compat.send_encoded(self, body, len(batch))
+        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
 
 class OTLPMetricExporter(_UpstreamMetricExporter):
     """Upstream's exporter and encoder; only the transport may be ours (see the module doc)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**_transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "v1/metrics", "metrics"))
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+        kwargs = _transport_kwargs(kwargs, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "v1/metrics", "metrics", settings)
+        super().__init__(**kwargs)

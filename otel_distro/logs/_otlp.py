@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from time import time_ns
 from typing import Any
 
-from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import get_current
-from opentelemetry.sdk._logs import Logger, LoggerProvider, ReadWriteLogRecord
+from opentelemetry.sdk._logs import Logger, LoggerProvider
 from opentelemetry.trace import get_current_span
 
+from otel_distro import _sdk_compat
 from otel_distro.error_group import ATTRIBUTE as ERROR_GROUP
 from otel_distro.logs._event import CORE, EventBuilder
 from otel_distro.request_id import SPAN_ATTRIBUTE
@@ -50,20 +50,22 @@ class Emitter:
     The SDK's `Logger.emit` re-validates every attribute (`BoundedAttributes`) and builds the
     record through several layers; ours are already plain values, and this path runs on the
     request thread for every log line. The record handed to the processors is the same
-    `ReadWriteLogRecord` (attributes as a plain dict, as exporters read it). Whatever this
-    path does not cover (a disabled logger, more attributes than the limit) goes through
-    `Logger.emit` unchanged.
+    `ReadWriteLogRecord` (attributes as a plain dict, as exporters read it), built in
+    `otel_distro._sdk_compat` (fast path `LOG_EMIT`). Whatever this path does not cover (a
+    disabled logger, more attributes than the limit, an SDK without those internals) goes
+    through `Logger.emit` unchanged.
     """
 
     def __init__(self, provider: LoggerProvider) -> None:
         self._provider = provider
-        self._loggers: dict[str, Logger] = {}
+        self._loggers: dict[str, tuple[Logger, _sdk_compat.LoggerInternals | None]] = {}
 
-    def _logger(self, name: str) -> Logger:
-        logger = self._loggers.get(name)
-        if logger is None:
-            logger = self._loggers[name] = self._provider.get_logger(name)  # type: ignore[assignment]
-        return logger  # type: ignore[return-value]
+    def _logger(self, name: str) -> tuple[Logger, _sdk_compat.LoggerInternals | None]:
+        found = self._loggers.get(name)
+        if found is None:
+            logger: Any = self._provider.get_logger(name)
+            found = self._loggers[name] = (logger, _sdk_compat.logger_internals(logger))
+        return found
 
     def emit(self, logger_name: str, event: Mapping[str, Any], created_ns: int | None) -> None:
         attributes = {k: attribute_value(v) for k, v in event.items() if k not in _NOT_ATTRIBUTES}
@@ -76,18 +78,9 @@ class Emitter:
             if "group_id" in exception:
                 attributes[ERROR_GROUP] = str(exception["group_id"])
         number, text = _SEVERITY.get(str(event["level"]), (SeverityNumber.UNSPECIFIED, str(event["level"])))
-        logger = self._logger(logger_name)
+        logger, internals = self._logger(logger_name)
         context = get_current()
-        processor: Any = getattr(logger, "_multi_log_record_processor", None)
-        limits: Any = getattr(logger, "_log_record_limits", None)
-        fast = (
-            processor is not None
-            and limits is not None
-            and logger._is_enabled()
-            and len(attributes) <= (limits.max_log_record_attributes or 0)
-            and limits.max_log_record_attribute_length is None
-        )
-        if not fast:
+        if internals is None or len(attributes) > internals.max_attributes or not internals.is_enabled():
             logger.emit(
                 timestamp=created_ns,
                 context=context,
@@ -98,26 +91,7 @@ class Emitter:
             )
             return
         span_context = get_current_span(context).get_span_context()
-        record = LogRecord.__new__(LogRecord)
-        record.timestamp = created_ns
-        record.observed_timestamp = time_ns()
-        record.context = context
-        record.trace_id = span_context.trace_id
-        record.span_id = span_context.span_id
-        record.trace_flags = span_context.trace_flags
-        record.severity_text = text
-        record.severity_number = number
-        record.body = event["message"]
-        record.attributes = attributes
-        record.event_name = None
-        record.exception = None
-        writable = ReadWriteLogRecord.__new__(ReadWriteLogRecord)
-        writable.log_record = record
-        writable.resource = logger.resource
-        writable.instrumentation_scope = logger.instrumentation_scope
-        writable.limits = limits
-        logger._logger_metrics.emit_log()
-        processor.on_emit(writable)
+        internals.emit(context, span_context, created_ns, number, text, event["message"], attributes)
 
 
 class OTLPHandler(logging.Handler):

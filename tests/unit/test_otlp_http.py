@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_distro import otlp_http
+from otel_distro import _sdk_compat, otlp_http
 from otel_distro.otlp_encoding import encode_span_request
 from otel_distro.settings import Settings, load_settings
 
@@ -62,10 +62,12 @@ def collector() -> Iterator[_Collector]:
     running.server.server_close()
 
 
+# No proxy, netrc or credential-provider setting, whatever this machine's environment holds.
+PLAIN = Settings()
+
+
 @pytest.fixture(autouse=True)
-def _no_requests_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    # No proxy, netrc or credential-provider setting, whatever this machine's environment holds.
-    monkeypatch.setattr(otlp_http, "get_settings", Settings)
+def _no_netrc(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
 
 
@@ -82,13 +84,17 @@ def _spans(count: int = 2) -> list[Any]:
 
 class TestTransportChoice:
     def test_plain_http_endpoint_uses_http_client(self) -> None:
-        exporter = otlp_http.OTLPSpanExporter(endpoint="http://127.0.0.1:4318/v1/traces")
-        assert isinstance(exporter._client._transport, otlp_http._PlainHTTPTransport)
+        exporter = otlp_http.OTLPSpanExporter(settings=PLAIN, endpoint="http://127.0.0.1:4318/v1/traces")
+        assert isinstance(_sdk_compat.exporter_transport(exporter), otlp_http._PlainHTTPTransport)
 
     def test_default_endpoint_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
-        for exporter in (otlp_http.OTLPSpanExporter(), otlp_http.OTLPLogExporter(), otlp_http.OTLPMetricExporter()):
-            transport = exporter._client._transport
+        for exporter in (
+            otlp_http.OTLPSpanExporter(settings=PLAIN),
+            otlp_http.OTLPLogExporter(settings=PLAIN),
+            otlp_http.OTLPMetricExporter(settings=PLAIN),
+        ):
+            transport = _sdk_compat.exporter_transport(exporter)
             assert isinstance(transport, otlp_http._PlainHTTPTransport)
             assert (transport._host, transport._port) == ("collector", 4318)
 
@@ -103,8 +109,8 @@ class TestTransportChoice:
         ],
     )
     def test_other_endpoints_keep_requests(self, url: str) -> None:
-        exporter = otlp_http.OTLPSpanExporter(endpoint=url)
-        assert isinstance(exporter._client._transport, RequestsHTTPTransport)
+        exporter = otlp_http.OTLPSpanExporter(settings=PLAIN, endpoint=url)
+        assert isinstance(_sdk_compat.exporter_transport(exporter), RequestsHTTPTransport)
 
     @pytest.mark.parametrize(
         "name",
@@ -126,14 +132,14 @@ class TestTransportChoice:
         assert otlp_http.plain_http_transport("http://collector:4318/v1/traces", "traces", settings) is not None
         assert otlp_http.plain_http_transport("http://collector:4318/v1/logs", "logs", settings) is None
 
-    def test_exporters_read_the_process_settings(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(otlp_http, "get_settings", lambda: load_settings({"HTTP_PROXY": "http://proxy:3128"}))
-        exporter = otlp_http.OTLPSpanExporter(endpoint="http://127.0.0.1:4318/v1/traces")
-        assert isinstance(exporter._client._transport, RequestsHTTPTransport)
+    def test_exporters_use_the_settings_they_are_given(self) -> None:
+        settings = load_settings({"HTTP_PROXY": "http://proxy:3128"})
+        exporter = otlp_http.OTLPSpanExporter(settings=settings, endpoint="http://127.0.0.1:4318/v1/traces")
+        assert isinstance(_sdk_compat.exporter_transport(exporter), RequestsHTTPTransport)
 
     def test_netrc_keeps_requests(self, tmp_path: Any) -> None:
         (tmp_path / ".netrc").write_text("machine collector login a password b\n")
-        assert otlp_http.plain_http_transport("http://collector:4318/v1/traces", "traces") is None
+        assert otlp_http.plain_http_transport("http://collector:4318/v1/traces", "traces", PLAIN) is None
 
     def test_netrc_variable_keeps_requests(self, tmp_path: Any) -> None:
         netrc = tmp_path / "credentials"
@@ -146,14 +152,18 @@ class TestTransportChoice:
     def test_a_session_keeps_requests(self) -> None:
         import requests
 
-        exporter = otlp_http.OTLPSpanExporter(endpoint="http://collector:4318/v1/traces", session=requests.Session())
-        assert isinstance(exporter._client._transport, RequestsHTTPTransport)
+        exporter = otlp_http.OTLPSpanExporter(
+            settings=PLAIN, endpoint="http://collector:4318/v1/traces", session=requests.Session()
+        )
+        assert isinstance(_sdk_compat.exporter_transport(exporter), RequestsHTTPTransport)
 
     def test_requests_is_not_imported_for_a_plain_http_endpoint(self) -> None:
         code = (
             "import sys\n"
             "from otel_distro.otlp_http import OTLPLogExporter, OTLPMetricExporter, OTLPSpanExporter\n"
-            "OTLPSpanExporter(); OTLPLogExporter(); OTLPMetricExporter()\n"
+            "from otel_distro.settings import Settings\n"
+            "s = Settings()\n"
+            "OTLPSpanExporter(settings=s); OTLPLogExporter(settings=s); OTLPMetricExporter(settings=s)\n"
             "print(sorted(m for m in ('requests', 'urllib3') if m in sys.modules))\n"
         )
         env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
@@ -163,7 +173,9 @@ class TestTransportChoice:
 
 class TestPlainHTTPTransport:
     def test_sends_what_upstream_sends(self, collector: _Collector) -> None:
-        exporter = otlp_http.OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces", headers={"x-tenant": "a"})
+        exporter = otlp_http.OTLPSpanExporter(
+            settings=PLAIN, endpoint=f"{collector.url}/v1/traces", headers={"x-tenant": "a"}
+        )
         spans = _spans()
         assert exporter.export(spans) == SpanExportResult.SUCCESS
         [(path, headers, body, _)] = collector.requests
@@ -174,39 +186,39 @@ class TestPlainHTTPTransport:
         assert headers["x-tenant"] == "a"
 
     def test_keeps_the_connection_alive(self, collector: _Collector) -> None:
-        exporter = otlp_http.OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces")
+        exporter = otlp_http.OTLPSpanExporter(settings=PLAIN, endpoint=f"{collector.url}/v1/traces")
         for _ in range(3):
             assert exporter.export(_spans(1)) == SpanExportResult.SUCCESS
         assert len({port for *_, port in collector.requests}) == 1
 
     def test_reconnects_after_the_collector_closed_the_connection(self, collector: _Collector) -> None:
         collector.close_after_answer = True
-        exporter = otlp_http.OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces")
+        exporter = otlp_http.OTLPSpanExporter(settings=PLAIN, endpoint=f"{collector.url}/v1/traces")
         for _ in range(3):
             assert exporter.export(_spans(1)) == SpanExportResult.SUCCESS
         assert len(collector.requests) == 3
 
     def test_a_forked_worker_opens_its_own_connection(self, collector: _Collector) -> None:
-        exporter = otlp_http.OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces")
+        exporter = otlp_http.OTLPSpanExporter(settings=PLAIN, endpoint=f"{collector.url}/v1/traces")
         assert exporter.export(_spans(1)) == SpanExportResult.SUCCESS
-        exporter._client._transport._pid = -1  # as seen from a child process after fork
+        _sdk_compat.exporter_transport(exporter)._pid = -1  # as seen from a child process after fork
         assert exporter.export(_spans(1)) == SpanExportResult.SUCCESS
         assert len({port for *_, port in collector.requests}) == 2
 
     def test_retries_as_told_by_retry_after(self, collector: _Collector) -> None:
         collector.answers = [(503, {"retry-after": "0"})]
-        exporter = otlp_http.OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces")
+        exporter = otlp_http.OTLPSpanExporter(settings=PLAIN, endpoint=f"{collector.url}/v1/traces")
         assert exporter.export(_spans(1)) == SpanExportResult.SUCCESS
         assert len(collector.requests) == 2
 
     def test_a_rejected_batch_fails_without_retry(self, collector: _Collector) -> None:
         collector.answers = [(400, {})]
-        exporter = otlp_http.OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces")
+        exporter = otlp_http.OTLPSpanExporter(settings=PLAIN, endpoint=f"{collector.url}/v1/traces")
         assert exporter.export(_spans(1)) == SpanExportResult.FAILURE
         assert len(collector.requests) == 1
 
     def test_an_unreachable_collector_is_a_connection_error(self) -> None:
-        transport = otlp_http.plain_http_transport("http://127.0.0.1:9/v1/traces", "traces")
+        transport = otlp_http.plain_http_transport("http://127.0.0.1:9/v1/traces", "traces", PLAIN)
         assert transport is not None
         result = transport.request("POST", "http://127.0.0.1:9/v1/traces", data=b"x", timeout=1)
         assert result.status_code is None
@@ -218,7 +230,7 @@ class TestPlainHTTPTransport:
         provider.get_meter("test").create_counter("hits").add(3)
         data = reader.get_metrics_data()
         assert data is not None
-        exporter = otlp_http.OTLPMetricExporter(endpoint=f"{collector.url}/v1/metrics")
+        exporter = otlp_http.OTLPMetricExporter(settings=PLAIN, endpoint=f"{collector.url}/v1/metrics")
         assert exporter.export(data) == MetricExportResult.SUCCESS
         assert [path for path, *_ in collector.requests] == ["/v1/metrics"]
         provider.shutdown()
