@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 
 from otel_distro.settings import load_settings, markdown_table
@@ -15,8 +16,11 @@ def _settings(args: argparse.Namespace) -> int:
         return 0
     from otel_distro.doctor import settings_rows
 
-    for row in settings_rows(load_settings()):
+    settings = load_settings()
+    for row in settings_rows(settings):
         print(f"{row['env']}={row['value']!r}  ({row['source']})")
+    for problem in settings.problems:
+        print(f"otel-distro: {problem.message}", file=sys.stderr)
     return 0
 
 

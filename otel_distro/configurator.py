@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from opentelemetry import metrics, propagate, trace
@@ -37,21 +38,36 @@ from otel_distro.shutdown import register_shutdown
 
 __all__ = ["OtelConfigurator", "configure_sdk"]
 
+_settings_log = logging.getLogger("otel_distro.settings")
+
 
 class OtelConfigurator(_BaseConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         if is_helper_process():
             return  # a multiprocessing helper, not a service instance: no telemetry of its own
+        # Built by opentelemetry-instrument with no arguments: the cached process settings it shares with the distro.
         configure_sdk(get_settings())
 
 
 def configure_sdk(settings: Settings) -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
-    """Build and register the three providers; export runs on the SDK's background threads."""
+    """Build and register the three providers; export runs on the SDK's background threads.
+
+    Warns once per value the settings refused: after logging is installed, so the warnings
+    take the app's log format and are exported too; also if building anything fails.
+    """
+    try:
+        return _build(settings)
+    finally:
+        for problem in settings.problems:
+            _settings_log.warning("otel-distro: %s", problem.message)
+
+
+def _build(settings: Settings) -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
     limit_export_warnings(settings.export_warning_interval)
     resource = build_resource(settings)
 
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    scrub = scrubber()
+    scrub = scrubber(settings)
     for span_exporter in span_exporters(settings):
         # Scrubbing runs in the exporter, on the batch thread, not on the request path.
         exporter = ScrubbingSpanExporter(span_exporter, scrub) if scrub else span_exporter
@@ -75,7 +91,7 @@ def configure_sdk(settings: Settings) -> tuple[TracerProvider, MeterProvider, Lo
     errors = ErrorCounter(meter_provider, settings.error_groups_max)
     install_logging(settings, logger_provider if exporters else None, resource, scrub, errors)
 
-    ids = request_ids()
+    ids = request_ids(settings)
     propagate.set_global_textmap(CompositePropagator([propagate.get_global_textmap(), RequestIdPropagator(ids.header)]))
     set_global_response_propagator(RequestIdResponsePropagator(ids, settings.server_timing))
 

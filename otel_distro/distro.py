@@ -13,7 +13,7 @@ from otel_distro.helper_process import is_helper_process
 from otel_distro.instrumentors import ON_IMPORT, RUNTIME_METRICS, instrument_kwargs, upstream_excluded_urls
 from otel_distro.settings import Settings, apply_upstream_defaults, get_settings
 
-__all__ = ["OtelDistro"]
+__all__ = ["OtelDistro", "instrument"]
 
 _log = logging.getLogger("otel_distro.http_server")
 _said: set[str] = set()
@@ -21,6 +21,8 @@ _said: set[str] = set()
 
 class OtelDistro(BaseDistro):  # type: ignore[misc]
     """Sets our defaults for the standard variables, then tunes each instrumentation."""
+
+    # Built by opentelemetry-instrument with no arguments: the cached process settings it shares with the configurator.
 
     def _configure(self, **kwargs: Any) -> None:
         if is_helper_process():
@@ -32,28 +34,32 @@ class OtelDistro(BaseDistro):  # type: ignore[misc]
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
         if is_helper_process():
             return
-        settings = get_settings()
-        name = entry_point.name
-        if name == "system_metrics":
-            if settings.runtime_metrics:
-                entry_point.load()(config=RUNTIME_METRICS).instrument(**kwargs)
-            return
-        kwargs.update(instrument_kwargs(name, settings, request_ids()))
-        if name in ON_IMPORT:
-            # At once if the app already imported the module, else right after its import does.
-            wrapt.register_post_import_hook(lambda _module: _instrument_quietly(entry_point, kwargs), ON_IMPORT[name])
-            return
-        if name not in ("fastapi", "flask"):
-            entry_point.load()().instrument(**kwargs)
-            return
-        # Imported here, after _configure: nothing of ours may read exporter settings earlier.
-        from otel_distro.health import _attach, _report
+        instrument(entry_point, get_settings(), **kwargs)
 
-        if "excluded_urls" in kwargs:  # health endpoints at custom paths stay untraced too
-            kwargs["excluded_urls"] = _attach.exclude_health_paths(kwargs["excluded_urls"], _report.paths())
-        _instrument_server(name, entry_point.load()(), settings, kwargs)
-        if settings.health:
-            _attach.attach_automatically(name)
+
+def instrument(entry_point: Any, settings: Settings, **kwargs: Any) -> None:
+    """Switch one instrumentation on, tuned by `settings` (`kwargs` go to its `instrument()`)."""
+    name = entry_point.name
+    if name == "system_metrics":
+        if settings.runtime_metrics:
+            entry_point.load()(config=RUNTIME_METRICS).instrument(**kwargs)
+        return
+    kwargs.update(instrument_kwargs(name, settings, request_ids(settings)))
+    if name in ON_IMPORT:
+        # At once if the app already imported the module, else right after its import does.
+        wrapt.register_post_import_hook(lambda _module: _instrument_quietly(entry_point, kwargs), ON_IMPORT[name])
+        return
+    if name not in ("fastapi", "flask"):
+        entry_point.load()().instrument(**kwargs)
+        return
+    # Imported here, after _configure: nothing of ours may read exporter settings earlier.
+    from otel_distro.health import _attach, _report
+
+    if "excluded_urls" in kwargs:  # health endpoints at custom paths stay untraced too
+        kwargs["excluded_urls"] = _attach.exclude_health_paths(kwargs["excluded_urls"], _report.paths(settings))
+    _instrument_server(name, entry_point.load()(), settings, kwargs)
+    if settings.health:
+        _attach.attach_automatically(name, settings)
 
 
 def _instrument_server(name: str, contrib: Any, settings: Settings, kwargs: dict[str, Any]) -> None:
@@ -65,7 +71,7 @@ def _instrument_server(name: str, contrib: Any, settings: Settings, kwargs: dict
         excluded_urls = kwargs.get("excluded_urls", upstream_excluded_urls(name, settings))
         http_server.instrument(
             name,
-            request_ids=request_ids(),
+            request_ids=request_ids(settings),
             excluded_urls=excluded_urls,
             tracer_provider=kwargs.get("tracer_provider"),
             meter_provider=kwargs.get("meter_provider"),

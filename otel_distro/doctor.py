@@ -22,7 +22,7 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from otel_distro.settings import Settings, invalid_settings, load_settings, setting_fields
+from otel_distro.settings import SettingProblem, Settings, load_settings, setting_fields
 
 __all__ = ["Finding", "Report", "diagnose"]
 
@@ -132,20 +132,17 @@ def settings_rows(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
-def config_findings(
-    settings: Settings, invalid: Sequence[tuple[Any, str, str]], service_name: str | None
-) -> list[Finding]:
+def config_findings(problems: Sequence[SettingProblem], service_name: str | None) -> list[Finding]:
+    """The values the settings refused (the ones the configurator warns about), and the service name."""
     found = []
-    for f, raw, expected in invalid:
-        name = f.metadata["env"]
-        shown = MASK if f.metadata.get("secret") else repr(raw)
-        default = _shown(f, f.default)
+    for problem in problems:
         found.append(
             Finding(
                 "config",
                 PROBLEM,
-                f"{name}={shown} is not valid (expected {expected}); the default {_show(default)} is used",
-                f"set {name} to {expected}, or unset it",
+                f"{problem.variable}={problem.value} is not valid (expected {problem.expected}); "
+                f"the default {problem.fallback} is used",
+                f"set {problem.variable} to {problem.expected}, or unset it",
             )
         )
     if not service_name:
@@ -670,20 +667,19 @@ def _instrument_quietly(settings: Settings) -> Any:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from otel_distro.components import request_ids
-    from otel_distro.distro import OtelDistro
+    from otel_distro.distro import instrument
     from otel_distro.request_id import RequestIdResponsePropagator
 
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider(shutdown_on_exit=False)
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    set_global_response_propagator(RequestIdResponsePropagator(request_ids(), settings.server_timing))
-    distro = OtelDistro()
+    set_global_response_propagator(RequestIdResponsePropagator(request_ids(settings), settings.server_timing))
     for ep in _entry_points("opentelemetry_instrumentor"):
         if ep.name not in ("fastapi", "flask") or ep.name in settings.disabled_instrumentations:
             continue
         if ep.dist is not None and get_dist_dependency_conflicts(ep.dist) is not None:
             continue
-        distro.load_instrumentor(ep, tracer_provider=tracer_provider, meter_provider=MeterProvider())
+        instrument(ep, settings, tracer_provider=tracer_provider, meter_provider=MeterProvider())
     return spans
 
 
@@ -773,14 +769,9 @@ def diagnose(
     network: bool = True,
 ) -> Report:
     """Run every check; `environ` replaces the process environment (for tests and tools)."""
-    quiet = logging.getLogger("otel_distro.settings")
-    previous, quiet.disabled = quiet.disabled, True  # bad values are reported below, not warned
-    try:
-        settings = load_settings(environ)
-    finally:
-        quiet.disabled = previous
+    settings = load_settings(environ)  # parsed once: its problems are reported below, never logged
     report = Report(settings_rows(settings))
-    report.findings += config_findings(settings, invalid_settings(environ), _service_name(settings, environ))
+    report.findings += config_findings(settings.problems, _service_name(settings, environ))
     report.findings += distro_findings(settings)
     if network:
         report.findings += collector_findings(settings, timeout)

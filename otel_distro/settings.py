@@ -4,12 +4,16 @@ Each field of :class:`Settings` is a setting: its environment variable, default,
 parser and one-line doc live in the field's metadata. Loading, validation, the
 README table and ``otel-distro doctor`` all read this one declaration.
 
-This is the only module of ours that touches ``os.environ``.
+Settings flow one way: the environment is parsed once by :func:`load_settings` into one
+typed, frozen :class:`Settings`, which also carries the values it refused
+(:attr:`Settings.problems`); components receive it as an argument. Nothing is logged here:
+the configurator warns once per problem, ``otel-distro doctor`` reports them.
+
+This is the only module of ours that touches ``os.environ`` (a unit test enforces it).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -17,14 +21,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 __all__ = [
+    "SettingProblem",
     "Settings",
     "apply_upstream_defaults",
     "get_settings",
     "load_settings",
     "markdown_table",
 ]
-
-_log = logging.getLogger("otel_distro.settings")
 
 T = TypeVar("T")
 
@@ -168,6 +171,25 @@ def _log_file(raw: str) -> str | None:
 def _setting(env: str, default: Any, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
     """Declare one setting as a dataclass field carrying its environment variable."""
     return field(default=default, metadata={"env": env, "parse": parse, "doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """A variable set to a value that cannot be used, and the fallback used instead."""
+
+    attribute: str  # the Settings field
+    variable: str
+    value: str  # as messages quote it: bounded, and masked for a secret
+    expected: str
+    fallback: str  # the default, as messages quote it
+
+    @property
+    def message(self) -> str:
+        """The one warning line about it."""
+        return (
+            f"{self.variable}={self.value} is not valid (expected {self.expected}); "
+            f"using the default {self.fallback} instead"
+        )
 
 
 @dataclass(frozen=True)
@@ -629,6 +651,8 @@ class Settings:
 
     # Where each value came from, for `otel-distro doctor`; not a setting itself.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # Values refused while loading, each replaced by its default; not a setting itself.
+    problems: tuple[SettingProblem, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def resolved_otlp_endpoint(self) -> str:
@@ -654,10 +678,15 @@ def setting_fields() -> tuple[Any, ...]:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Parse settings; a bad value logs one warning and falls back to the default."""
+    """Parse the environment once: the settings, with each refused value in `problems`.
+
+    A value that cannot be used falls back to the default. Nothing is logged here: whoever
+    configures the SDK warns once per problem, and `otel-distro doctor` reports them.
+    """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    problems: list[SettingProblem] = []
     for f in setting_fields():
         name = f.metadata["env"]
         raw = env.get(name)
@@ -668,36 +697,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[f.name] = f.metadata["parse"](raw)
             sources[f.name] = SOURCE_ENV
         except _Invalid as err:
-            _log.warning(
-                "otel-distro: %s=%s is not valid (expected %s); using the default %s instead",
-                name,
-                _quoted(raw, f.metadata["secret"]),
-                err,
-                _format_default(f.default),
+            problems.append(
+                SettingProblem(f.name, name, _quoted(raw, f.metadata["secret"]), str(err), _format_default(f.default))
             )
-    return Settings(**values, sources=sources)
-
-
-def invalid_settings(environ: Mapping[str, str] | None = None) -> list[tuple[Any, str, str]]:
-    """`(field, raw value, what was expected)` for each variable set to a value that cannot be used."""
-    env = os.environ if environ is None else environ
-    found: list[tuple[Any, str, str]] = []
-    for f in setting_fields():
-        raw = env.get(f.metadata["env"])
-        if raw is None:
-            continue
-        try:
-            f.metadata["parse"](raw)
-        except _Invalid as err:
-            found.append((f, raw, str(err)))
-    return found
+    return Settings(**values, sources=sources, problems=tuple(problems))
 
 
 _settings: Settings | None = None
 
 
 def get_settings() -> Settings:
-    """Settings of this process, loaded once so each bad value warns only once."""
+    """This process's settings, parsed on first use.
+
+    Only for entry points nobody can hand settings to: the distro and the configurator, which
+    `opentelemetry-instrument` instantiates separately, and functions apps call themselves
+    (health endpoints). Everything else receives the settings as an argument.
+    """
     global _settings
     if _settings is None:
         _settings = load_settings()

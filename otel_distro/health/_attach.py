@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from otel_distro.health import _report
+from otel_distro.settings import Settings
 
 __all__ = ["attach_automatically", "exclude_health_paths"]
 
@@ -37,7 +38,7 @@ def _missing(served: Callable[[str], bool], paths: _report.Paths) -> tuple[str, 
     return tuple(name for name, path in paths._asdict().items() if not served(path))
 
 
-def _add_to_fastapi(app: Any) -> None:
+def _add_to_fastapi(app: Any, settings: Settings) -> None:
     from starlette.routing import Match
 
     from otel_distro.health._fastapi import fastapi_router
@@ -46,12 +47,12 @@ def _add_to_fastapi(app: Any) -> None:
         scope = {"type": "http", "path": path, "method": "GET", "root_path": "", "query_string": b"", "headers": []}
         return any(route.matches(scope)[0] != Match.NONE for route in app.router.routes)
 
-    only = _missing(served, _report.paths())
+    only = _missing(served, _report.paths(settings))
     if only:
-        app.include_router(fastapi_router(only=only))
+        app.include_router(fastapi_router(only=only, settings=settings))
 
 
-def _add_to_flask(app: Any) -> None:
+def _add_to_flask(app: Any, settings: Settings) -> None:
     from werkzeug.exceptions import NotFound
 
     from otel_distro.health._flask import flask_blueprint
@@ -67,45 +68,46 @@ def _add_to_flask(app: Any) -> None:
             return True
         return True
 
-    only = _missing(served, _report.paths())
+    only = _missing(served, _report.paths(settings))
     if only:
-        app.register_blueprint(flask_blueprint(only=only))
+        app.register_blueprint(flask_blueprint(only=only, settings=settings))
 
 
-def _ensure(app: Any, add: Callable[[Any], None]) -> None:
+def _ensure(app: Any, add: Callable[[Any, Settings], None], settings: Settings) -> None:
+    # Checked without the lock first: every call of the app comes through here.
     if app.__dict__.get(_MARK):
         return
     with _lock:
         if not app.__dict__.get(_MARK):
-            add(app)
+            add(app, settings)
             app.__dict__[_MARK] = True
 
 
-def _fastapi_class(base: type) -> type:
+def _fastapi_class(base: type, settings: Settings) -> type:
     async def __call__(self: Any, scope: Any, receive: Any, send: Any) -> None:
-        _ensure(self, _add_to_fastapi)
+        _ensure(self, _add_to_fastapi, settings)
         await base.__call__(self, scope, receive, send)
 
     return type(base.__name__, (base,), {"__call__": __call__, _MARK: True, "__module__": base.__module__})
 
 
-def _flask_class(base: type) -> type:
+def _flask_class(base: type, settings: Settings) -> type:
     def __call__(self: Any, environ: Any, start_response: Any) -> Any:
-        _ensure(self, _add_to_flask)
+        _ensure(self, _add_to_flask, settings)
         return base.__call__(self, environ, start_response)
 
     return type(base.__name__, (base,), {"__call__": __call__, _MARK: True, "__module__": base.__module__})
 
 
-def attach_automatically(framework: str) -> None:
+def attach_automatically(framework: str, settings: Settings) -> None:
     """Layer the endpoint-adding subclass over the (instrumented) framework class."""
     if framework == "fastapi":
         import fastapi
 
         if not getattr(fastapi.FastAPI, _MARK, False):
-            fastapi.FastAPI = _fastapi_class(fastapi.FastAPI)  # type: ignore[misc,assignment]
+            fastapi.FastAPI = _fastapi_class(fastapi.FastAPI, settings)  # type: ignore[misc,assignment]
     elif framework == "flask":
         import flask
 
         if not getattr(flask.Flask, _MARK, False):
-            flask.Flask = _flask_class(flask.Flask)  # type: ignore[misc,assignment]
+            flask.Flask = _flask_class(flask.Flask, settings)  # type: ignore[misc,assignment]

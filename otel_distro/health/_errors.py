@@ -4,20 +4,11 @@ quote connection strings."""
 
 from __future__ import annotations
 
-import functools
-
 from otel_distro.scrub import Scrubber
-from otel_distro.settings import get_settings
 
 __all__ = ["MAX_MESSAGE", "describe"]
 
 MAX_MESSAGE = 200
-
-
-@functools.cache
-def _scrubber() -> Scrubber:
-    # Scrubbed even when OTEL_DISTRO_SCRUB=false: this text leaves the process over HTTP.
-    return Scrubber(get_settings().scrub_keys)
 
 
 def error_type(err: BaseException) -> str:
@@ -25,12 +16,12 @@ def error_type(err: BaseException) -> str:
     return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
-def scrub_message(text: str) -> str:
-    text = _scrubber().text(text)
+def scrub_message(text: str, scrubber: Scrubber) -> str:
+    text = scrubber.text(text)
     text = " ".join(text.split())  # one line
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
-def describe(err: BaseException) -> tuple[str, str]:
+def describe(err: BaseException, scrubber: Scrubber) -> tuple[str, str]:
     """`(type, message)` safe to return in a health response."""
-    return error_type(err), scrub_message(str(err))
+    return error_type(err), scrub_message(str(err), scrubber)

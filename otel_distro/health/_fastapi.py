@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from otel_distro.health import _report
 from otel_distro.health._access import quiet_access_logs
 from otel_distro.health._runner import run_checks_async
+from otel_distro.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -22,6 +23,7 @@ def fastapi_router(
     ready_path: str | None = None,
     include_in_schema: bool = False,
     only: tuple[str, ...] = ("detail", "live", "ready"),
+    settings: Settings | None = None,
 ) -> APIRouter:
     """A router serving the health endpoints: `app.include_router(fastapi_router())`.
 
@@ -30,7 +32,10 @@ def fastapi_router(
     from fastapi import APIRouter
     from fastapi.responses import JSONResponse
 
-    paths = _report.paths(path, live_path, ready_path)
+    # Apps call this with no settings to hand: then the process's, resolved once per router.
+    settings = settings if settings is not None else get_settings()
+
+    paths = _report.paths(settings, path, live_path, ready_path)
     quiet_access_logs(paths)
 
     def respond(result: tuple[int, dict[str, Any]]) -> JSONResponse:
@@ -40,10 +45,10 @@ def fastapi_router(
         return respond(_report.live())
 
     async def ready() -> JSONResponse:
-        return respond(_report.ready(await run_checks_async()))
+        return respond(_report.ready(await run_checks_async(settings=settings)))
 
     async def detail() -> JSONResponse:
-        return respond(_report.detail(await run_checks_async()))
+        return respond(_report.detail(await run_checks_async(settings=settings), settings))
 
     router = APIRouter()
     endpoints = {"detail": (paths.detail, detail), "live": (paths.live, live), "ready": (paths.ready, ready)}

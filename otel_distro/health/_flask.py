@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from otel_distro.health import _report
 from otel_distro.health._access import quiet_access_logs
 from otel_distro.health._runner import run_checks
+from otel_distro.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from flask import Blueprint, Response
@@ -21,6 +22,7 @@ def flask_blueprint(
     live_path: str | None = None,
     ready_path: str | None = None,
     only: tuple[str, ...] = ("detail", "live", "ready"),
+    settings: Settings | None = None,
 ) -> Blueprint:
     """A blueprint serving the health endpoints: `app.register_blueprint(flask_blueprint())`.
 
@@ -28,7 +30,10 @@ def flask_blueprint(
     """
     from flask import Blueprint, Response
 
-    paths = _report.paths(path, live_path, ready_path)
+    # Apps call this with no settings to hand: then the process's, resolved once per router.
+    settings = settings if settings is not None else get_settings()
+
+    paths = _report.paths(settings, path, live_path, ready_path)
     quiet_access_logs(paths)
 
     def respond(result: tuple[int, dict[str, Any]]) -> Response:
@@ -39,10 +44,10 @@ def flask_blueprint(
         return respond(_report.live())
 
     def ready() -> Response:
-        return respond(_report.ready(run_checks()))
+        return respond(_report.ready(run_checks(settings=settings)))
 
     def detail() -> Response:
-        return respond(_report.detail(run_checks()))
+        return respond(_report.detail(run_checks(settings=settings), settings))
 
     blueprint = Blueprint("otel_distro_health", __name__)
     endpoints = {"detail": (paths.detail, detail), "live": (paths.live, live), "ready": (paths.ready, ready)}

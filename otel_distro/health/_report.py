@@ -11,7 +11,7 @@ from opentelemetry import trace
 
 from otel_distro.exporters import pipeline_state
 from otel_distro.health._runner import CheckResult
-from otel_distro.settings import Settings, get_settings
+from otel_distro.settings import Settings
 
 __all__ = ["Paths", "detail", "live", "paths", "ready"]
 
@@ -24,9 +24,8 @@ class Paths(NamedTuple):
     ready: str
 
 
-def paths(detail: str | None = None, live: str | None = None, ready: str | None = None) -> Paths:
+def paths(settings: Settings, detail: str | None = None, live: str | None = None, ready: str | None = None) -> Paths:
     """The endpoints' paths: arguments win over settings."""
-    settings = get_settings()
     return Paths(
         detail or settings.health_path,
         live or settings.health_live_path,
@@ -99,13 +98,13 @@ def ready(results: Sequence[CheckResult]) -> tuple[int, dict[str, Any]]:
     return _code(results), body
 
 
-def detail(results: Sequence[CheckResult]) -> tuple[int, dict[str, Any]]:
+def detail(results: Sequence[CheckResult], settings: Settings) -> tuple[int, dict[str, Any]]:
     """Checks decide the status; a failing exporter is reported but never makes the service
     unready (telemetry trouble must not take traffic away)."""
     code, body = ready(results)
     return code, {
         "status": body["status"],
-        "service": _service(get_settings()),
+        "service": _service(settings),
         "uptime_seconds": round(time.time() - _STARTED, 1),
         "checks": body["checks"],
         **({"failing": body["failing"]} if "failing" in body else {}),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import inspect
 import threading
 import time
@@ -20,9 +21,10 @@ from typing import Any
 
 from otel_distro.health._errors import describe
 from otel_distro.health._registry import Check, registered
-from otel_distro.settings import get_settings
+from otel_distro.scrub import Scrubber
+from otel_distro.settings import Settings, get_settings
 
-__all__ = ["CheckResult", "run_checks", "run_checks_async"]
+__all__ = ["CheckResult", "Policy", "policy", "run_checks", "run_checks_async"]
 
 PASS, FAIL, TIMEOUT = "pass", "fail", "timeout"
 
@@ -48,12 +50,31 @@ class CheckResult:
         return body
 
 
+@dataclass(frozen=True)
+class Policy:
+    """What running checks takes from the settings."""
+
+    timeout: float  # seconds, for checks registered without their own
+    scrubber: Scrubber  # for error messages, which leave the process
+
+
+@functools.cache  # one per settings: the scrubber's patterns compile once, not on every probe
+def policy(settings: Settings) -> Policy:
+    # Scrubbed even when OTEL_DISTRO_SCRUB=false: this text leaves the process over HTTP.
+    return Policy(settings.health_check_timeout, Scrubber(settings.scrub_keys))
+
+
+def _policy(settings: Settings | None) -> Policy:
+    # run_checks() is public: an app calling it has no settings to hand, so the process's are used.
+    return policy(settings if settings is not None else get_settings())
+
+
 _in_flight: dict[str, concurrent.futures.Future[Any]] = {}
 _in_flight_lock = threading.Lock()
 
 
-def _timeout(check: Check) -> float:
-    return check.timeout if check.timeout is not None else get_settings().health_check_timeout
+def _timeout(check: Check, rules: Policy) -> float:
+    return check.timeout if check.timeout is not None else rules.timeout
 
 
 def _is_async(check: Check) -> bool:
@@ -93,43 +114,51 @@ def _start(check: Check) -> concurrent.futures.Future[Any]:
     return future
 
 
-def _result(check: Check, started: float, value: Any = None, error: BaseException | None = None) -> CheckResult:
+def _result(
+    check: Check, rules: Policy, started: float, value: Any = None, error: BaseException | None = None
+) -> CheckResult:
     latency = round((time.perf_counter() - started) * 1000, 1)
     if error is not None:
-        kind, message = describe(error)
+        kind, message = describe(error, rules.scrubber)
         return CheckResult(check.name, FAIL, latency, kind, message)
     if value is False:
         return CheckResult(check.name, FAIL, latency, "CheckFailed", "the check returned False")
     return CheckResult(check.name, PASS, latency)
 
 
-def _timed_out(check: Check, started: float) -> CheckResult:
+def _timed_out(check: Check, rules: Policy, started: float) -> CheckResult:
     latency = round((time.perf_counter() - started) * 1000, 1)
-    return CheckResult(check.name, TIMEOUT, latency, "Timeout", f"no answer within {_timeout(check):g}s")
+    return CheckResult(check.name, TIMEOUT, latency, "Timeout", f"no answer within {_timeout(check, rules):g}s")
 
 
-def _outcome(check: Check, started: float, done: concurrent.futures.Future[Any] | asyncio.Future[Any]) -> CheckResult:
+def _outcome(
+    check: Check, rules: Policy, started: float, done: concurrent.futures.Future[Any] | asyncio.Future[Any]
+) -> CheckResult:
     if done.cancelled():
-        return _timed_out(check, started)
+        return _timed_out(check, rules, started)
     error = done.exception()
-    return _result(check, started, error=error) if error is not None else _result(check, started, done.result())
+    if error is not None:
+        return _result(check, rules, started, error=error)
+    return _result(check, rules, started, done.result())
 
 
-def run_checks(checks: Iterable[Check] | None = None) -> list[CheckResult]:
+def run_checks(checks: Iterable[Check] | None = None, *, settings: Settings | None = None) -> list[CheckResult]:
     """Run the registered checks concurrently from sync code (threads); blocks at most the
     longest timeout."""
+    rules = _policy(settings)
     todo = list(registered() if checks is None else checks)
     started = time.perf_counter()
     futures = [(check, _start(check)) for check in todo]
     results = []
     for check, future in futures:
-        remaining = started + _timeout(check) - time.perf_counter()
+        remaining = started + _timeout(check, rules) - time.perf_counter()
         concurrent.futures.wait([future], timeout=max(remaining, 0))
-        results.append(_outcome(check, started, future) if future.done() else _timed_out(check, started))
+        done = future.done()
+        results.append(_outcome(check, rules, started, future) if done else _timed_out(check, rules, started))
     return results
 
 
-async def _run_one(check: Check) -> CheckResult:
+async def _run_one(check: Check, rules: Policy) -> CheckResult:
     started = time.perf_counter()
     task: asyncio.Future[Any]
     is_async = _is_async(check)
@@ -139,12 +168,12 @@ async def _run_one(check: Check) -> CheckResult:
         # Never cancelled: the thread's call may be shared with other probes.
         task = asyncio.wrap_future(_start(check))
         task.add_done_callback(_retrieve)
-    done, _ = await asyncio.wait({task}, timeout=_timeout(check))
+    done, _ = await asyncio.wait({task}, timeout=_timeout(check, rules))
     if not done:
         if is_async:
             task.cancel()  # a thread keeps running and is reused by the next probe
-        return _timed_out(check, started)
-    return _outcome(check, started, task)
+        return _timed_out(check, rules, started)
+    return _outcome(check, rules, started, task)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -153,7 +182,10 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def run_checks_async(checks: Iterable[Check] | None = None) -> list[CheckResult]:
+async def run_checks_async(
+    checks: Iterable[Check] | None = None, *, settings: Settings | None = None
+) -> list[CheckResult]:
     """Run the registered checks concurrently on the running event loop."""
+    rules = _policy(settings)
     todo = list(registered() if checks is None else checks)
-    return list(await asyncio.gather(*(_run_one(check) for check in todo)))
+    return list(await asyncio.gather(*(_run_one(check, rules) for check in todo)))

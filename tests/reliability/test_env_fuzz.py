@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_distro.settings import invalid_settings, setting_fields
+from otel_distro.settings import load_settings, setting_fields
 from tests.harness import EXAMPLES, Capture, app_env, free_port, http, launch, stop_app
 
 pytestmark = pytest.mark.reliability
@@ -53,7 +53,7 @@ def _mentions(text: str, variable: str) -> int:
 def test_app_serves_and_each_bad_value_warns_once(capture: Capture, tmp_path: Path, kind: str) -> None:
     values = {name: KINDS[kind] for name in OWNED}
     values["OTEL_DISTRO_LOG_FILE"] = _log_file(kind, tmp_path)
-    refused = {f.metadata["env"] for f, _, _ in invalid_settings(values)}
+    refused = {problem.variable for problem in load_settings(values).problems}
     port = free_port()
     env = app_env(f"rel-env-{kind}", capture.endpoint, **values)
     app = launch(

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_distro import exporters, health
 from otel_distro.health import _access, _attach, _registry, _report
+from otel_distro.settings import Settings
 
 # One "client" shape for both frameworks: get(path) -> (status, json).
 Get = Callable[[str], tuple[int, Any]]
@@ -306,20 +307,18 @@ class TestPaths:
         assert excluded == ["/health", "/metrics$", r"/status(?:\?|$)", r"/ping(?:\?|$)"]
 
     def test_default_paths_are_already_excluded_from_tracing(self) -> None:
-        from otel_distro.settings import Settings
-
         default = ",".join(Settings().excluded_urls)
 
-        assert _attach.exclude_health_paths(default, _report.paths()) == default
+        assert _attach.exclude_health_paths(default, _report.paths(Settings())) == default
 
 
 class TestAutomaticAttachment:
     @pytest.fixture
     def attached(self) -> Iterator[None]:
         original_fastapi, original_flask = fastapi.FastAPI, flask.Flask
-        _attach.attach_automatically("fastapi")
-        _attach.attach_automatically("flask")
-        _attach.attach_automatically("fastapi")  # twice: no second layer
+        _attach.attach_automatically("fastapi", Settings())
+        _attach.attach_automatically("flask", Settings())
+        _attach.attach_automatically("fastapi", Settings())  # twice: no second layer
         try:
             yield
         finally:

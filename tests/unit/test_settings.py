@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ class TestLoad:
             ("OTEL_DISTRO_LOG_LEVEL", "LOUD", "log_level"),
         ],
     )
-    def test_bad_value_warns_once_and_falls_back(
+    def test_bad_value_is_one_problem_and_falls_back(
         self, caplog: pytest.LogCaptureFixture, name: str, value: str, attr: str
     ) -> None:
         with caplog.at_level(logging.WARNING, logger="otel_distro.settings"):
@@ -85,8 +86,9 @@ class TestLoad:
 
         assert getattr(settings, attr) == getattr(Settings(), attr)
         assert settings.sources[attr] == "default"
-        [record] = caplog.records
-        message = record.getMessage()
+        assert caplog.records == []  # parsing logs nothing: the configurator warns
+        [problem] = settings.problems
+        message = problem.message
         assert name in message
         assert repr(value) in message
         assert "using the default" in message
@@ -142,3 +144,20 @@ class TestDocs:
     def test_readme_table_matches_the_declaration(self) -> None:
         # Regenerate with: .venv/bin/python scripts/update_readme.py
         assert markdown_table() in README.read_text()
+
+
+class TestOneReader:
+    def test_only_settings_reads_the_environment(self) -> None:
+        """Environment -> one typed Settings -> components: no other module of ours reads os.environ."""
+        package = Path(__file__).resolve().parents[2] / "otel_distro"
+        reads = re.compile(
+            r"\bos\.(?:environ|environb|getenv|getenvb|putenv|unsetenv)\b|\bfrom os import\b.*\b(?:environ|getenv)\b"
+        )
+        offenders = [
+            f"{path.relative_to(package)}:{n}"
+            for path in sorted(package.rglob("*.py"))
+            if path.name != "settings.py" or path.parent != package
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if reads.search(line)
+        ]
+        assert offenders == []

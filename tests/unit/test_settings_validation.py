@@ -1,5 +1,6 @@
-"""A value that cannot be used gives one warning naming the variable, the value and the fallback,
-and telemetry keeps working: checked where the value is parsed, not where it is first used."""
+"""A value that cannot be used gives one problem naming the variable, the value and the fallback
+(warned once by the configurator, reported by the doctor), and telemetry keeps working: checked
+where the value is parsed, not where it is first used."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def _problems(settings: Settings) -> list[str]:
+    return [p.message for p in settings.problems]
+
+
 class TestExcludedUrls:
     @pytest.mark.parametrize(
         ("variable", "attribute", "fallback"),
@@ -30,13 +35,14 @@ class TestExcludedUrls:
             ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "flask_excluded_urls", None),
         ],
     )
-    def test_an_invalid_regular_expression_falls_back_with_one_warning(
+    def test_an_invalid_regular_expression_falls_back_with_one_problem(
         self, caplog: pytest.LogCaptureFixture, variable: str, attribute: str, fallback: object
     ) -> None:
         settings = load_settings({variable: "/health,/orders/([0-9]+"})
 
         assert getattr(settings, attribute) == fallback
-        [warning] = _warnings(caplog)
+        assert _warnings(caplog) == []  # parsing logs nothing: the configurator warns
+        [warning] = _problems(settings)
         assert variable in warning and "/orders/([0-9]+" in warning and "instead" in warning
 
     def test_valid_expressions_are_kept(self) -> None:
@@ -44,7 +50,7 @@ class TestExcludedUrls:
 
 
 class TestLogFile:
-    def test_a_directory_that_cannot_be_created(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def test_a_directory_that_cannot_be_created(self, tmp_path: Path) -> None:
         blocker = tmp_path / "not-a-dir"
         blocker.write_text("")
         value = str(blocker / "logs" / "app.log")
@@ -52,21 +58,23 @@ class TestLogFile:
         settings = load_settings({"OTEL_DISTRO_LOG_FILE": value})
 
         assert settings.log_file is None
-        [warning] = _warnings(caplog)
+        [warning] = _problems(settings)
         assert "OTEL_DISTRO_LOG_FILE" in warning and value in warning
 
-    def test_a_path_that_is_a_directory(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def test_a_path_that_is_a_directory(self, tmp_path: Path) -> None:
         settings = load_settings({"OTEL_DISTRO_LOG_FILE": str(tmp_path)})
 
         assert settings.log_file is None
-        [warning] = _warnings(caplog)
+        [warning] = _problems(settings)
         assert "OTEL_DISTRO_LOG_FILE" in warning
 
-    def test_a_missing_directory_is_fine(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def test_a_missing_directory_is_fine(self, tmp_path: Path) -> None:
         value = str(tmp_path / "new" / "dir" / "app.log")
 
-        assert load_settings({"OTEL_DISTRO_LOG_FILE": value}).log_file == value
-        assert _warnings(caplog) == []
+        settings = load_settings({"OTEL_DISTRO_LOG_FILE": value})
+
+        assert settings.log_file == value
+        assert settings.problems == ()
 
     def test_a_file_that_fails_later_warns_once_and_the_console_keeps_working(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -104,14 +112,11 @@ class TestLogFile:
 
 class TestEverySetting:
     @pytest.mark.parametrize("field", setting_fields(), ids=lambda f: f.metadata["env"])
-    def test_garbage_is_accepted_silently_or_refused_with_exactly_one_warning(
-        self, field: object, caplog: pytest.LogCaptureFixture
-    ) -> None:
+    def test_garbage_is_accepted_silently_or_refused_with_exactly_one_problem(self, field: object) -> None:
         variable = field.metadata["env"]  # type: ignore[attr-defined]
         for raw in GARBAGE:
-            caplog.clear()
             settings = load_settings({variable: raw})
-            warnings = _warnings(caplog)
+            warnings = _problems(settings)
             if settings.sources[field.name] == "environment":  # type: ignore[attr-defined]
                 assert warnings == [], (variable, raw)
             else:
@@ -120,3 +125,56 @@ class TestEverySetting:
                 assert len(warnings[0]) < 600, "the warning quotes a bounded part of the value"
                 if raw.strip() and len(raw) < 100:
                     assert repr(raw) in warnings[0] or re.escape(raw) in warnings[0], (variable, raw)
+
+
+class TestProblems:
+    def test_a_problem_names_variable_value_expectation_and_fallback(self) -> None:
+        [problem] = load_settings({"OTEL_DISTRO_SHUTDOWN_TIMEOUT": "soon"}).problems
+
+        assert (problem.attribute, problem.variable, problem.value) == (
+            "shutdown_timeout",
+            "OTEL_DISTRO_SHUTDOWN_TIMEOUT",
+            "'soon'",
+        )
+        assert problem.expected == "a number from 0 to 300"
+        assert problem.fallback == "5.0"
+        assert problem.message == (
+            "OTEL_DISTRO_SHUTDOWN_TIMEOUT='soon' is not valid (expected a number from 0 to 300); "
+            "using the default 5.0 instead"
+        )
+
+    def test_problems_do_not_change_equality(self) -> None:
+        assert load_settings({"OTEL_DISTRO_LOG_LEVEL": "LOUD"}) == Settings()
+
+
+class TestConfiguratorWarns:
+    """The process's settings are parsed once; the configurator warns once per problem."""
+
+    def _configure(self, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], build: object) -> None:
+        from otel_distro import configurator
+
+        monkeypatch.setattr(configurator, "_build", build)
+        configurator.configure_sdk(load_settings(env))
+
+    def test_one_warning_per_problem(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        env = {"OTEL_DISTRO_LOG_LEVEL": "LOUD", "OTEL_DISTRO_BREADCRUMBS": "-1", "OTEL_SERVICE_NAME": "svc"}
+
+        self._configure(monkeypatch, env, lambda settings: None)
+
+        warnings = _warnings(caplog)
+        assert len(warnings) == 2
+        assert warnings[0].startswith("otel-distro: OTEL_DISTRO_LOG_LEVEL='LOUD' is not valid")
+        assert "OTEL_DISTRO_BREADCRUMBS='-1'" in warnings[1]
+        assert {r.name for r in caplog.records} == {"otel_distro.settings"}
+
+    def test_warned_even_when_building_fails(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        def broken(settings: Settings) -> None:
+            raise RuntimeError("no exporter")
+
+        with pytest.raises(RuntimeError):
+            self._configure(monkeypatch, {"OTEL_DISTRO_LOG_LEVEL": "LOUD"}, broken)
+
+        [warning] = _warnings(caplog)
+        assert "OTEL_DISTRO_LOG_LEVEL" in warning
