@@ -1,6 +1,10 @@
 """structlog support: IDs in every event, secrets scrubbed, events exported over OTLP and
 written to the log file next to stdlib's lines.
 
+Three processors, each a unit: :func:`add_ids`, :class:`ScrubSecrets` and
+:class:`ExportEvents`. :func:`add_otel_context` (public) runs the three as `install` built them
+from the settings; it is the one processor we put in structlog's chain.
+
 structlog keeps its processor chain in a global configuration that the app usually sets
 after we start. If the app never configures it, we give it our chain (same JSON/console
 lines as stdlib). If it does, we add one processor just before the app's renderer, now and
@@ -29,39 +33,90 @@ from otel_distro.scrub import Scrubber
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
 
 
-class _State:
-    errors: ErrorCounter | None = None
-    limit: ErrorEventLimit | None = None
-    emitter: Emitter | None = None
-    builder: EventBuilder | None = None
-    scrubber: Scrubber | None = None
-    level = logging.INFO
-    file: SharedRotatingFileHandler | None = None
-
-
 # Left for the app's own renderer, which turns it into text; our events scrub that text.
 _NOT_SCRUBBED = frozenset({"exc_info"})
 
 
-def add_otel_context(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """structlog processor: add `trace_id`, `span_id`, `request_id`, scrub, then export and write
-    the event to the log file.
+def add_ids(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the current `trace_id`, `span_id` and `request_id` (values the event
+    already has are kept); nothing outside a span."""
+    trace_id, span_id, request_id = current_ids()
+    if trace_id:
+        event_dict.setdefault("trace_id", trace_id)
+        event_dict.setdefault("span_id", span_id)
+    if request_id:
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
 
-    Events whose logger is a stdlib logger reach the OTLP and file handlers through stdlib
-    instead, so nothing is sent or written twice.
+
+class ScrubSecrets:
+    """structlog processor: sensitive values of the event replaced, before anything renders it."""
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self._scrubber = scrubber
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key, item in list(event_dict.items()):
+            if not key.startswith("_") and key not in _NOT_SCRUBBED:
+                event_dict[key] = self._scrubber.value(key, item)
+        return event_dict
+
+
+class ExportEvents:
+    """structlog processor: an event of a structlog (not stdlib) logger counted in `app.errors`
+    when it carries an exception, dropped past its error group's limit, and otherwise exported
+    over OTLP and written to the log file at or above `level`.
+
+    Events whose logger is a stdlib logger reach the counter, the limit, OTLP and the file through
+    stdlib's handlers instead, so nothing is counted, sent or written twice.
     """
-    _add_ids(event_dict)
-    if _State.scrubber is not None:
-        _scrub(_State.scrubber, event_dict)
-    if not isinstance(logger, logging.Logger):
+
+    def __init__(
+        self,
+        builder: EventBuilder,
+        emitter: Emitter | None = None,
+        file: SharedRotatingFileHandler | None = None,
+        level: int = logging.INFO,
+        errors: ErrorCounter | None = None,
+        limit: ErrorEventLimit | None = None,
+    ) -> None:
+        self._builder, self._emitter, self._file = builder, emitter, file
+        self._level, self._errors, self._limit = level, errors, limit
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if isinstance(logger, logging.Logger):
+            return event_dict
         level = _LEVELS.get(method_name, 20)
         exc = _exception(event_dict) if level >= logging.ERROR else None
-        if exc is not None and _State.errors is not None:
-            _State.errors.count_once(exc, route_of(event_dict))
-        if exc is not None and _State.limit is not None:
-            _limit(_State.limit, exc, event_dict)
-        if level >= _State.level:
-            _export(logger, method_name, event_dict)
+        if exc is not None and self._errors is not None:
+            self._errors.count_once(exc, route_of(event_dict))
+        if exc is not None and self._limit is not None:
+            _limit(self._limit, exc, event_dict)
+        if level >= self._level and (self._emitter is not None or self._file is not None):
+            event = self._builder.from_structlog(method_name, event_dict, getattr(logger, "name", None))
+            if self._emitter is not None:
+                self._emitter.emit(event["logger"], event, None)
+            if self._file is not None:
+                self._file.write_line(render_json(event))
+        return event_dict
+
+
+class _Installed:
+    """The units `install` built from the settings; `add_otel_context` runs them."""
+
+    scrub: ScrubSecrets | None = None
+    export: ExportEvents | None = None
+
+
+def add_otel_context(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog processor: :func:`add_ids`, then :class:`ScrubSecrets`, then :class:`ExportEvents`,
+    as `install_logging` configured them (IDs only before it ran)."""
+    event_dict = add_ids(logger, method_name, event_dict)
+    scrub, export = _Installed.scrub, _Installed.export
+    if scrub is not None:
+        event_dict = scrub(logger, method_name, event_dict)
+    if export is not None:
+        event_dict = export(logger, method_name, event_dict)
     return event_dict
 
 
@@ -82,32 +137,6 @@ def _limit(limit: ErrorEventLimit, exc: BaseException, event_dict: MutableMappin
         raise structlog.DropEvent
     if suppressed:
         event_dict[SUPPRESSED] = suppressed
-
-
-def _add_ids(event_dict: MutableMapping[str, Any]) -> None:
-    trace_id, span_id, request_id = current_ids()
-    if trace_id:
-        event_dict.setdefault("trace_id", trace_id)
-        event_dict.setdefault("span_id", span_id)
-    if request_id:
-        event_dict.setdefault("request_id", request_id)
-
-
-def _scrub(scrubber: Scrubber, event_dict: MutableMapping[str, Any]) -> None:
-    for key, value in list(event_dict.items()):
-        if not key.startswith("_") and key not in _NOT_SCRUBBED:
-            event_dict[key] = scrubber.value(key, value)
-
-
-def _export(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> None:
-    builder, emitter, file = _State.builder, _State.emitter, _State.file
-    if builder is None or (emitter is None and file is None):
-        return
-    event = builder.from_structlog(method_name, event_dict, getattr(logger, "name", None))
-    if emitter is not None:
-        emitter.emit(event["logger"], event, None)
-    if file is not None:
-        file.write_line(render_json(event))
 
 
 def _renderer(builder: EventBuilder, render: Callable[[Any], str]) -> Callable[..., str]:
@@ -148,9 +177,9 @@ def install(
         import structlog
     except ImportError:
         return False
-    _State.emitter = Emitter(provider) if provider is not None else None
-    _State.builder, _State.scrubber, _State.level, _State.file = builder, scrubber, level, file
-    _State.errors, _State.limit = errors, limit
+    _Installed.scrub = ScrubSecrets(scrubber) if scrubber is not None else None
+    emitter = Emitter(provider) if provider is not None else None
+    _Installed.export = ExportEvents(builder, emitter, file, level, errors, limit)
     if render is not None and not structlog.is_configured():
         structlog.configure(
             processors=[
