@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from otel_distro import cli, doctor
+from otel_distro.doctor import _collector as collector
 from otel_distro.settings import load_settings
 
 SECRET = "s3cr3t-token-value"
@@ -218,7 +219,7 @@ class TestCollector:
         target = doctor.collector_targets(settings, "http/protobuf")[0]
         server_token = "Bearer ok"
 
-        finding = doctor._http_status(target, 401)
+        finding = collector._http_status(target, 401)
 
         assert "wants credentials" in finding.message
         assert "OTEL_EXPORTER_OTLP_HEADERS" in (finding.fix or "")
@@ -247,7 +248,7 @@ class TestCollector:
     def test_port_fix_is_exact_for_the_standard_ports(self, url: str, protocol: str, wanted: str, fix: str) -> None:
         target = doctor.Target(("traces",), protocol, url, "OTEL_EXPORTER_OTLP_ENDPOINT")
 
-        assert doctor._other_port_fix(target, wanted) == fix
+        assert collector._other_port_fix(target, wanted) == fix
 
     def test_grpc_without_the_grpc_exporter_is_a_problem(self) -> None:
         settings = load_settings(
