@@ -23,8 +23,9 @@ its shape changed, the distro logs one INFO line naming the path and uses the pu
 from then on. `WRITTEN_FOR` holds the versions these names were checked against; a unit
 test fails when the installed ones differ.
 
-A few names have no public path at all (`REQUIRED`): they are imported here too, so that an
-upgrade has one file to re-check.
+A few names have no public path at all (the last section: the suppress-instrumentation
+context key, the batch processors' defaults, a metric exporter's preferences, the SDK's
+configurator base class): they are here too, so that an upgrade has one file to re-check.
 """
 
 from __future__ import annotations
@@ -38,20 +39,18 @@ from dataclasses import fields, is_dataclass
 from time import time_ns
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+
 if TYPE_CHECKING:
     from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
-    from opentelemetry.instrumentation._semconv import (
-        HTTP_DURATION_HISTOGRAM_BUCKETS_NEW as HTTP_DURATION_BUCKETS,
-    )
-    from opentelemetry.instrumentation.fastapi import _get_route_details as get_route_details
     from opentelemetry.sdk._configuration import _BaseConfigurator as BaseConfigurator
 
 __all__ = [
     "CONTRIB_VERSION",
-    "HTTP_DURATION_BUCKETS",
     "REQUIRED",
     "REVERIFY_ON_UPGRADE",
     "SDK_VERSION",
+    "SUPPRESS_INSTRUMENTATION_KEY",
     "WRITTEN_FOR",
     "BaseConfigurator",
     "BaseHTTPResult",
@@ -59,6 +58,7 @@ __all__ = [
     "FastPath",
     "InstrumentInternals",
     "LoggerInternals",
+    "batch_processor_defaults",
     "enabled",
     "exporter_encodes",
     "exporter_is_shut_down",
@@ -66,7 +66,6 @@ __all__ = [
     "exporter_transport",
     "fall_back",
     "forced_off",
-    "get_route_details",
     "instrument_internals",
     "logger_internals",
     "metric_exporter_preferences",
@@ -88,8 +87,6 @@ WRITTEN_FOR: Mapping[str, str] = {
     "opentelemetry-exporter-otlp-proto-http": SDK_VERSION,
     "opentelemetry-exporter-otlp-common": CONTRIB_VERSION,
     "opentelemetry-exporter-http-transport": CONTRIB_VERSION,
-    "opentelemetry-instrumentation": CONTRIB_VERSION,
-    "opentelemetry-instrumentation-fastapi": CONTRIB_VERSION,
 }
 REVERIFY_ON_UPGRADE = (
     "re-read otel_distro/_sdk_compat.py against the new release: every private name it imports or reads, "
@@ -523,6 +520,17 @@ def span_attribute_dict(span: Any) -> Mapping[str, Any] | None:
 
 # --- required names: no public path ---------------------------------------------------------------
 
+# The context key the SDK's own export threads set so that exporting does not trace itself.
+SUPPRESS_INSTRUMENTATION_KEY = _SUPPRESS_INSTRUMENTATION_KEY
+
+
+def batch_processor_defaults(processor_class: Any) -> tuple[float, float]:
+    """(schedule delay, export timeout) in seconds, as upstream's batch processor reads them from its variables."""
+    return (
+        processor_class._default_schedule_delay_millis() / 1e3,
+        processor_class._default_export_timeout_millis() / 1e3,
+    )
+
 
 def metric_exporter_preferences(exporter: Any) -> dict[str, Any]:
     """A metric exporter's temporality and aggregation preferences, for a wrapper to pass on."""
@@ -532,11 +540,9 @@ def metric_exporter_preferences(exporter: Any) -> dict[str, Any]:
     }
 
 
-# Imported on first use (module `__getattr__`): fastapi's contrib package is not every service's.
+# Imported on first use (module `__getattr__`): only the configurator needs it, and it imports the whole SDK.
 REQUIRED: Mapping[str, tuple[str, str]] = {
     "BaseConfigurator": ("opentelemetry.sdk._configuration", "_BaseConfigurator"),
-    "HTTP_DURATION_BUCKETS": ("opentelemetry.instrumentation._semconv", "HTTP_DURATION_HISTOGRAM_BUCKETS_NEW"),
-    "get_route_details": ("opentelemetry.instrumentation.fastapi", "_get_route_details"),
 }
 
 
