@@ -123,6 +123,7 @@ def enabled(path: FastPath) -> bool:
         return False
     state = _state.get(path)
     if state is None:
+        failure = None
         with _lock:
             state = _state.get(path)
             if state is None:
@@ -131,7 +132,9 @@ def enabled(path: FastPath) -> bool:
                     state = _state[path] = True
                 except (_Incompatible, ImportError, AttributeError, TypeError) as error:
                     state = _state[path] = False
-                    _announce(path, error)
+                    failure = error
+        if failure is not None:  # logged outside the lock: our log handlers may ask about another path
+            _announce(path, failure)
     return state
 
 

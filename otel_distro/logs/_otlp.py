@@ -91,6 +91,7 @@ class Emitter:
             )
             return
         span_context = get_current_span(context).get_span_context()
+        # The record built directly from our plain values: no BoundedAttributes re-validation, no record layers.
         internals.emit(context, span_context, created_ns, number, text, event["message"], attributes)
 
 
