@@ -216,6 +216,8 @@ class InstrumentInternals:
         self._consumer = consumer
         self._filter = consumer._sdk_config.exemplar_filter
         self.is_enabled: Callable[[], bool] = instrument._is_enabled  # bound once: one look-up less per call
+        if not isinstance(consumer._reader_storages, Mapping):
+            raise AttributeError("_reader_storages is no longer a mapping")
 
     def storages(self) -> object:
         """The consumer's reader storages; replaced (never mutated) when a reader is added or removed."""

@@ -445,6 +445,30 @@ class TestFallingBack:
         assert [r.log_record.body for r in memory.get_finished_logs()] == ["slow"]
         assert len(caplog.records) == 1 and "log-emit" in caplog.records[0].getMessage()
 
+    def test_the_info_line_through_our_otlp_handler_does_not_deadlock(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # The line goes through our OTLP handler, whose emitter resolves LOG_EMIT for the first time.
+        from otel_distro.logs._event import EventBuilder, Service
+        from otel_distro.logs._otlp import OTLPHandler
+
+        monkeypatch.setitem(_sdk_compat._CHECKS, FastPath.METRIC_RECORD, lambda: _sdk_compat._expect(False, "changed"))
+        memory = InMemoryLogRecordExporter()
+        provider = LoggerProvider(resource=RESOURCE, shutdown_on_exit=False)
+        provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+        handler = OTLPHandler(provider, EventBuilder(Service("svc", "", ""), None))
+        compat_logger = logging.getLogger("otel_distro.sdk_compat")
+        compat_logger.addHandler(handler)
+        compat_logger.setLevel(logging.INFO)
+        try:
+            worker = threading.Thread(target=_sdk_compat.enabled, args=(FastPath.METRIC_RECORD,), daemon=True)
+            worker.start()
+            worker.join(10)
+        finally:
+            compat_logger.removeHandler(handler)
+            compat_logger.setLevel(logging.NOTSET)
+        assert not worker.is_alive()
+        [record] = memory.get_finished_logs()
+        assert "metric-record" in str(record.log_record.body)
+
 
 # --- the installed SDK is the one this was written for -----------------------------------------------------
 
