@@ -130,7 +130,7 @@ def enabled(path: FastPath) -> bool:
                 try:
                     _CHECKS[path]()
                     state = _state[path] = True
-                except (_Incompatible, ImportError, AttributeError, TypeError) as error:
+                except Exception as error:  # whatever a changed SDK raises: the public path, not a crash
                     state = _state[path] = False
                     failure = error
         if failure is not None:  # logged outside the lock: our log handlers may ask about another path

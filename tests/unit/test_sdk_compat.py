@@ -470,6 +470,26 @@ class TestFallingBack:
         assert "metric-record" in str(record.log_record.body)
 
 
+def test_the_names_without_a_public_path_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.context import get_value, set_value
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk._configuration import _BaseConfigurator
+    from opentelemetry.sdk.metrics import Counter
+    from opentelemetry.sdk.metrics.export import AggregationTemporality
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    assert _sdk_compat.BaseConfigurator is _BaseConfigurator
+    key = _sdk_compat.SUPPRESS_INSTRUMENTATION_KEY
+    assert get_value(key, set_value(key, True)) is True
+    monkeypatch.delenv("OTEL_BSP_SCHEDULE_DELAY", raising=False)
+    monkeypatch.delenv("OTEL_BSP_EXPORT_TIMEOUT", raising=False)
+    assert _sdk_compat.batch_processor_defaults(BatchSpanProcessor) == (5.0, 30.0)  # upstream's defaults
+    exporter = OTLPMetricExporter(preferred_temporality={Counter: AggregationTemporality.DELTA})
+    assert _sdk_compat.metric_exporter_preferences(exporter)["preferred_temporality"][Counter] == (
+        AggregationTemporality.DELTA
+    )
+
+
 # --- the installed SDK is the one this was written for -----------------------------------------------------
 
 
