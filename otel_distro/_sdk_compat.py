@@ -219,10 +219,6 @@ class InstrumentInternals:
         if not isinstance(consumer._reader_storages, Mapping):
             raise AttributeError("_reader_storages is no longer a mapping")
 
-    def storages(self) -> object:
-        """The consumer's reader storages; replaced (never mutated) when a reader is added or removed."""
-        return self._consumer._reader_storages
-
     def aggregations(self, attributes: Mapping[str, Any]) -> tuple[object, list[Any]] | None:
         """(storages, the aggregations the SDK made for `attributes` in each), right after the SDK recorded them.
 
@@ -246,8 +242,16 @@ class InstrumentInternals:
             return None
         return storages, found
 
-    def record(self, aggregations: list[Any], value: float, attributes: Mapping[str, Any], context: Any) -> None:
-        """What `MeasurementConsumer.consume_measurement` and each `_ViewInstrumentMatch` do, minus the look-ups."""
+    def record(
+        self, storages: object, aggregations: list[Any], value: float, attributes: Mapping[str, Any], context: Any
+    ) -> bool:
+        """What `MeasurementConsumer.consume_measurement` and each `_ViewInstrumentMatch` do, minus the look-ups.
+
+        False, recording nothing, when the reader storages are no longer `storages` (the
+        aggregations learnt from them may be stale).
+        """
+        if self._consumer._reader_storages is not storages:
+            return False
         # Without `__init__`: `__post_init__` would re-clean attributes the cache key already vetted.
         measurement = object.__new__(_metric_names["Measurement"])
         now = time_ns()
@@ -260,6 +264,7 @@ class InstrumentInternals:
         sample = self._filter.should_sample(value, now, attributes, context)
         for aggregation in aggregations:
             aggregation.aggregate(measurement, sample)
+        return True
 
 
 def instrument_internals(instrument: Any) -> InstrumentInternals | None:

@@ -57,12 +57,10 @@ class Recorder:
             return
         key = tuple(attributes.items())  # one tuple: no per-reader hashing or sorting of the set
         aggregations = self._aggregations.get(key)
-        if aggregations is None or internals.storages() is not self._storages:
-            self._public(value, attributes, context)
-            self._learn(key, attributes)
-            return
         # Straight into the SDK's aggregations: no Measurement validation, no storage look-ups (~10 µs -> ~4 µs).
-        internals.record(aggregations, value, attributes, context)
+        if aggregations is None or not internals.record(self._storages, aggregations, value, attributes, context):
+            self._public(value, attributes, context)  # a new set, or a reader added or removed: learn (again)
+            self._learn(key, attributes)
 
     def _learn(self, key: tuple[tuple[str, Any], ...], attributes: Attributes) -> None:
         """Remember the aggregations the SDK just used for this attribute set."""
