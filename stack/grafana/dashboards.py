@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,15 +124,18 @@ def env_gauge(metric: str, selector: str = RUNTIME) -> str:
 
 # The distro's `app.errors` counter: one series per service instance, error group, type and route.
 ERRORS = "app_errors_total"
-GROUP = "job, error_group_id, error_type, http_route"
+# One row of the issue list: the service and the group (a group has one exception type).
+ISSUE = "job, error_group_id, error_type"
 # Adds target_info's service_version (the release) to each series of a service instance.
 RELEASE_JOIN = (
     "* on (job, instance) group_left (service_version) group by (job, instance, service_version) (target_info)"
 )
+# The groups that occurred in the 24 hours before the last hour.
+KNOWN_BEFORE = f"group by (job, error_group_id) (max_over_time({ERRORS}{{{SERVICE}}}[1d] offset 1h))"
 
 
-def errors_in(range_: str) -> str:
-    """Errors per group over ``range_`` for the chosen services and environments.
+def errors_in(range_: str, by: str = ISSUE) -> str:
+    """Errors per ``by`` over ``range_`` for the chosen services and environments.
 
     A process's series starts at its first export with the errors so far (often 1), which
     ``increase()`` cannot see: a series born inside the range adds its first value.
@@ -139,17 +144,37 @@ def errors_in(range_: str) -> str:
     first, none = f"min_over_time({errors}[{range_}])", f"min_over_time({errors}[{range_}]) * 0"
     grown = f"(increase({errors}[{range_}]) or {none})"
     born = f"({first} unless {errors} offset {range_} or {none})"
-    return f"round(sum by ({GROUP}) (({grown} + {born}) {ENV_JOIN}))"
+    return f"round(sum by ({by}) (({grown} + {born}) {ENV_JOIN}))"
+
+
+def rising() -> str:
+    """Each series' latest sample time (unix seconds) while its count went up in the last 2 minutes or
+    the series appeared (a process's first errors), with its release; nothing otherwise."""
+    errors = f"{ERRORS}{{{SERVICE}}}"
+    went_up = f"(increase({errors}[2m]) > 0 or ({errors} unless {errors} offset 2m))"
+    return f"((timestamp({errors}) and {went_up}) {ENV_JOIN} {RELEASE_JOIN})"
 
 
 def seen(range_: str, first: bool) -> str:
-    """When a group was first (the earliest minute its series existed) or last (the latest minute its count
-    went up, or its series appeared) seen over ``range_``, as unix seconds."""
-    errors = f"{ERRORS}{{{SERVICE}}}"
+    """When a group was first or last seen over ``range_``, as unix seconds: the earliest or latest sample
+    of a minute in which one of its series went up or appeared (to the minute)."""
     if first:
-        return f"min by ({GROUP}) (min_over_time(timestamp({errors} {ENV_JOIN})[{range_}:1m]))"
-    rising = f"(timestamp(increase({errors}[2m]) > 0) or timestamp({errors} unless {errors} offset 2m))"
-    return f"max by ({GROUP}) (max_over_time(({rising} {ENV_JOIN})[{range_}:1m]))"
+        return f"min by ({ISSUE}) (min_over_time({rising()}[{range_}:1m]))"
+    return f"max by ({ISSUE}) (max_over_time({rising()}[{range_}:1m]))"
+
+
+def first_release(range_: str) -> str:
+    """Per group, the release (label ``service_version``) of the series that went up first over
+    ``range_``; the value is that first time in unix seconds. ``bottomk`` keeps the series' labels."""
+    by_release = f"min by ({ISSUE}, service_version) (min_over_time({rising()}[{range_}:1m]))"
+    return f"bottomk by ({ISSUE}) (1, {by_release})"
+
+
+def top_route(range_: str) -> str:
+    """Per group, the route (label ``http_route``) with the most errors over ``range_``; the value is how
+    many routes had errors of the group."""
+    per_route = f"({errors_in(range_, ISSUE + ', http_route')} > 0)"
+    return f"topk by ({ISSUE}) (1, {per_route}) * 0 + on ({ISSUE}) group_left () count by ({ISSUE}) {per_route}"
 
 
 def route_quantile(q: float) -> str:
@@ -229,9 +254,65 @@ def top_list(title: str, query: Query, description: str = "") -> bargauge.Panel:
     )
 
 
+# Label columns of the issue list, in order, with their titles.
+ISSUE_LABELS = {
+    "job": "service",
+    "error_group_id": "error group",
+    "error_type": "type",
+    "http_route": "route (most errors)",
+    "service_version": "first release",
+}
+
+
+def explore_url(pane: dict[str, object]) -> str:
+    """A link to Explore with one pane. Grafana fills the ``${...}`` variables of a data link
+    (percent-encoded) before opening it, so they stay literal in the encoded pane."""
+    encoded = urllib.parse.quote(json.dumps({"sample": pane}, separators=(",", ":")), safe="")
+    encoded = re.sub(r"%24%7B([\w.]+)%7D", r"${\1}", encoded)
+    return f"/explore?schemaVersion=1&orgId=1&panes={encoded}"
+
+
+def explore_pane(datasource: DataSourceRef, query: dict[str, object]) -> dict[str, object]:
+    ref = {"type": datasource.type_val, "uid": datasource.uid}
+    return {
+        "datasource": datasource.uid,
+        "queries": [{"refId": "A", "datasource": ref, **query}],
+        "range": {"from": "${__from}", "to": "${__to}"},
+    }
+
+
+def group_links(service_field: str, drill_down: bool = True) -> list[dict[str, str]]:
+    """Data links of a table row to its group's log lines, traces and (``drill_down``) rate by release;
+    ``service_field`` is the row's field holding the service name."""
+    service, group = f"${{__data.fields.{service_field}}}", "${__data.fields.error_group_id}"
+    group_logs = f'{{service_name="{service}"}} | error_group_id="{group}"'
+    group_traces = f'{{ resource.service.name = "{service}" && event.error.group.id = "{group}" }}'
+    links = [
+        {
+            "title": "Log lines of this group (message, stack, breadcrumbs; Trace link per line)",
+            "url": explore_url(explore_pane(LOKI, {"expr": group_logs, "queryType": "range"})),
+        },
+        {
+            "title": "Sample traces of this group",
+            "url": explore_url(explore_pane(TEMPO, {"queryType": "traceql", "query": group_traces, "limit": 20})),
+        },
+    ]
+    if drill_down:
+        links.append(
+            {
+                "title": "Drill down: this group's rate by release",
+                "url": "/d/otel-distro-errors/errors?from=${__from}&to=${__to}&${environment:queryparam}"
+                f"&var-service={service}&var-error_group={group}",
+            }
+        )
+    return links
+
+
 def issue_table(title: str, columns: Sequence[tuple[str, Query]], description: str = "") -> table.Panel:
-    """One row per series label set: each instant query is a column (named by its ref ID), merged."""
-    renames = {f"Value #{chr(ord('A') + i)}": name for i, (name, _) in enumerate(columns)}
+    """One row per issue (service, group, type): each instant query is a column (named by its ref ID),
+    merged on the labels they all have; a query's extra label (route, release) is a column too."""
+    values = {f"Value #{chr(ord('A') + i)}": name for i, (name, _) in enumerate(columns)}
+    order = {name: i for i, name in enumerate([*ISSUE_LABELS, *values])}
     panel = (
         table.Panel()
         .title(title)
@@ -242,13 +323,77 @@ def issue_table(title: str, columns: Sequence[tuple[str, Query]], description: s
         .targets([prom(query, chr(ord("A") + i)).format("table") for i, (_, query) in enumerate(columns)])
         .with_transformation(DataTransformerConfig(id_val="merge", options={}))
         .with_transformation(
-            DataTransformerConfig(id_val="organize", options={"excludeByName": {"Time": True}, "renameByName": renames})
+            DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": {"Time": True},
+                    "indexByName": order,
+                    "renameByName": {**ISSUE_LABELS, **values},
+                },
+            )
         )
+        .override_by_name("error group", [DynamicConfigValue(id_val="links", value=group_links("job"))])
     )
     for name, _ in columns:
         if name.endswith("seen"):
             panel = panel.override_by_name(name, [DynamicConfigValue(id_val="unit", value="dateTimeAsIso")])
     return panel
+
+
+def sample_table(title: str, logql: str, description: str = "") -> table.Panel:
+    """One row per service and error group with a sample ERROR line's type, message and trace ID (from the
+    logs' structured metadata): ``topk`` keeps one (message, trace) pair of each group, the latest line's
+    when several have the same count."""
+    inner = (
+        "sum by (service_name, error_group_id, exception_type, exception_message, trace_id) "
+        f"(count_over_time({logql} [$__range]))"
+    )
+    target = (
+        loki.Dataquery()
+        .ref_id("A")
+        .datasource(LOKI)
+        .expr(f"topk by (service_name, error_group_id) (1, {inner})")
+        .query_type("instant")
+        .instant(True)
+    )
+    trace_link = {
+        "title": "Open this trace",
+        "url": explore_url(explore_pane(TEMPO, {"queryType": "traceql", "query": "${__data.fields.trace_id}"})),
+    }
+    columns = ["service_name", "error_group_id", "exception_type", "exception_message", "trace_id", "Value"]
+    renames = {
+        "service_name": "service",
+        "error_group_id": "error group",
+        "exception_type": "type",
+        "exception_message": "sample message",
+        "trace_id": "sample trace",
+        "Value": "lines like it",
+    }
+    return (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .datasource(LOKI)
+        .span(24)
+        .height(8)
+        .targets([target])
+        .with_transformation(DataTransformerConfig(id_val="labelsToFields", options={"mode": "columns"}))
+        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(
+            DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": {"Time": True},
+                    "indexByName": {name: i for i, name in enumerate(columns)},
+                    "renameByName": renames,
+                },
+            )
+        )
+        .override_by_name("sample trace", [DynamicConfigValue(id_val="links", value=[trace_link])])
+        .override_by_name(
+            "error group", [DynamicConfigValue(id_val="links", value=group_links("service_name", drill_down=False))]
+        )
+    )
 
 
 def trace_table(title: str, traceql: str, description: str = "") -> table.Panel:
@@ -465,6 +610,17 @@ def service_overview() -> dashboard.Dashboard:
     )
 
 
+def issue_columns(range_: str, new: bool = False) -> list[tuple[str, Query]]:
+    """The issue list's columns over ``range_``; ``new`` keeps the groups unseen in the 24 hours before."""
+    unless = f" unless on (job, error_group_id) {KNOWN_BEFORE}" if new else ""
+    return [
+        ("count", Query(f"{errors_in(range_)} > 0{unless}", instant=True)),
+        ("first seen", Query(f"1000 * {first_release(range_)}{unless}", instant=True)),
+        ("last seen", Query(f"1000 * {seen(range_, first=False)}{unless}", instant=True)),
+        ("routes", Query(f"{top_route(range_)}{unless}", instant=True)),
+    ]
+
+
 def errors() -> dashboard.Dashboard:
     count = HTTP + "_count"
     failures = env_rate(count, FAILED)
@@ -481,30 +637,27 @@ def errors() -> dashboard.Dashboard:
         .with_panel(
             issue_table(
                 "Issues (error groups)",
-                [
-                    ("count in range", Query(f"{errors_in('$__range')} > 0", instant=True)),
-                    ("first seen", Query(f"1000 * {seen('$__range', first=True)}", instant=True)),
-                    ("last seen", Query(f"1000 * {seen('$__range', first=False)}", instant=True)),
-                ],
-                "One row per error group, exception type and route (app.errors; group = type + innermost frame "
-                "of your code, see docs/errors.md). Count, first and last seen in the dashboard's range "
-                "(to the minute). Search the group's error_group_id in the logs for its lines and traces.",
+                issue_columns("$__range"),
+                "One row per error group and service (app.errors; group = exception type + innermost frame of "
+                "your code, see docs/errors.md): its type, the route with the most errors and how many routes had "
+                "it, the count, first and last seen in the dashboard's range (to the minute) and the release "
+                "(service.version) it was first seen in. Click the error group for its log lines (message, stack, "
+                "breadcrumbs, each line's Trace link), its traces, or its rate by release.",
             )
         )
         .with_panel(
             issue_table(
                 "New in the last hour",
-                [
-                    (
-                        "count in last hour",
-                        Query(
-                            f"{errors_in('1h')} > 0 unless on (job, error_group_id) "
-                            f"group by (job, error_group_id) (max_over_time({ERRORS}{{{SERVICE}}}[1d] offset 1h))",
-                            instant=True,
-                        ),
-                    ),
-                ],
+                issue_columns("1h", new=True),
                 "Groups that occurred in the last hour and not in the 24 hours before it.",
+            )
+        )
+        .with_panel(
+            sample_table(
+                "Latest sample of each group (logs)",
+                f'{LOGS} | error_group_id =~ "$error_group"',
+                "The latest ERROR line of each chosen group (Error group variable) in the dashboard's range: its "
+                "message and trace ID; click the trace ID for the trace, the group for all its lines.",
             )
         )
         .with_panel(

@@ -15,6 +15,7 @@ metrics, service map) are followed the same way.
 from __future__ import annotations
 
 import functools
+import json
 import subprocess
 import sys
 import time
@@ -164,6 +165,17 @@ NATIVE_TWINS: dict[tuple[str, str], NativeTwin] = {
     ("errors.json", "Error logs of the chosen groups"): lambda backends, traffic: native_logs(
         backends, f"{SERVICES} error.group.id:*", traffic
     ),
+    # The latest line of each group: its message and trace ID (LogQL: topk by group over (message, trace)).
+    ("errors.json", "Latest sample of each group (logs)"): lambda backends, traffic: [
+        row
+        for row in native_logs(
+            backends,
+            f"{SERVICES} error.group.id:* | stats by (service.name, error.group.id) "
+            "row_max(_time, exception.message, trace_id) sample",
+            traffic,
+        )
+        if json.loads(row["sample"]).get("exception.message") and json.loads(row["sample"]).get("trace_id")
+    ],
     ("errors.json", "Failing traces"): _traces_of_both_services({"otel.status_code": "ERROR"}),
     ("service-overview.json", "Slow requests"): _traces_of_both_services({"span.kind": "server"}, "500ms"),
 }

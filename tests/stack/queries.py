@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,65 @@ def dashboard_queries() -> list[PanelQuery]:
         for panel in panels(dashboard):
             found.extend(_query_of(name, panel, target) for target in panel.get("targets", []))
     return found
+
+
+@dataclass(frozen=True)
+class LinkQuery:
+    """The query of a data link that opens Explore, with the row fields it reads (``${__data.fields.X}``)."""
+
+    dashboard: str
+    panel: str
+    column: str  # the field (column) the link is on
+    title: str
+    datasource_uid: str
+    query_type: str  # "logql" or "traceql"
+    expr: str
+
+
+def data_links(dashboard: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(panel title, column, link) of every data link in a field override or the field defaults."""
+    for panel in panels(dashboard):
+        config = panel.get("fieldConfig", {})
+        for link in config.get("defaults", {}).get("links", []):
+            yield str(panel.get("title", "")), "", link
+        for override in config.get("overrides", []):
+            for prop in override.get("properties", []):
+                if prop.get("id") == "links":
+                    for link in prop["value"]:
+                        yield str(panel.get("title", "")), str(override["matcher"]["options"]), link
+
+
+def explore_panes(url: str) -> dict[str, Any]:
+    """The panes of an Explore link (``/explore?...&panes=<JSON>``); the link's ``${...}`` stay literal."""
+    parsed = urllib.parse.urlsplit(url)
+    assert parsed.path == "/explore", url
+    (panes,) = urllib.parse.parse_qs(parsed.query)["panes"]
+    result: dict[str, Any] = json.loads(panes)
+    return result
+
+
+def link_queries() -> list[LinkQuery]:
+    """The LogQL and TraceQL of every data link opening Explore."""
+    found = []
+    for name, dashboard in load_dashboards().items():
+        for panel, column, link in data_links(dashboard):
+            if not link["url"].startswith("/explore"):
+                continue
+            for pane in explore_panes(link["url"]).values():
+                for query in pane["queries"]:
+                    uid = query["datasource"]["uid"]
+                    dialect, text = ("logql", query["expr"]) if uid == "loki" else ("traceql", query["query"])
+                    found.append(LinkQuery(name, panel, column, link["title"], uid, dialect, text))
+    return found
+
+
+def fill_row(expr: str, row: Mapping[str, str]) -> str:
+    """Fill a data link's ``${__data.fields.X}`` with the row's values, as Grafana does on click."""
+
+    def replace(match: re.Match[str]) -> str:
+        return row[match.group(1)]
+
+    return re.sub(r"\$\{__data\.fields\.(\w+)\}", replace, expr)
 
 
 def variable_names(dashboard: Mapping[str, Any]) -> list[str]:

@@ -29,6 +29,10 @@ NODE_MODULES = REPO / ".backends" / "grammars"
 # Example values for Grafana's template variables (a multi-value variable is a regex).
 VALUES = {"service": "orders|inventory", "environment": "production", "instance": ".+", "collector": ".+"}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+# A table row of the Errors dashboard, for its data links (``${__data.fields.X}``).
+ROW = {"job": "orders", "service_name": "orders", "error_group_id": "5d4d19a70db72e37", "trace_id": TRACE_ID}
+# A link whose query is the row's trace ID opens that trace (Tempo's trace-ID lookup, not TraceQL).
+TRACE_ID_LOOKUP = "${__data.fields.trace_id}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,11 @@ def shipped_queries() -> list[Shipped]:
     template = str(tempo["jsonData"]["tracesToLogsV2"]["query"]).replace("$$", "$")
     link = template.replace("${__tags}", 'service_name="orders"').replace("${__trace.traceId}", TRACE_ID)
     found.append(Shipped("datasources.yml / Tempo tracesToLogsV2", "logql", link))
+    found.extend(
+        Shipped(f"{q.dashboard} / {q.panel} / {q.column} link {q.title!r}", q.query_type, queries.fill_row(q.expr, ROW))
+        for q in queries.link_queries()
+        if q.expr != TRACE_ID_LOOKUP
+    )
     return found
 
 
@@ -83,6 +92,19 @@ def test_the_dashboards_ship_logql_and_traceql() -> None:
     dialects = [item.dialect for item in SHIPPED]
     assert dialects.count("logql") >= 3
     assert dialects.count("traceql") >= 2
+
+
+def test_the_issue_lists_link_to_their_groups_logs_and_traces() -> None:
+    """Each row of the Errors dashboard's issue tables opens its group's log lines (Loki) and traces
+    (Tempo, by the group ID on the span's exception event); each sample row opens its trace."""
+    links = queries.link_queries()
+    for panel in ("Issues (error groups)", "New in the last hour", "Latest sample of each group (logs)"):
+        dialects = {q.query_type for q in links if q.panel == panel and q.column == "error group"}
+        assert dialects == {"logql", "traceql"}, panel
+    group = next(q for q in links if q.panel == "Issues (error groups)" and q.query_type == "logql")
+    assert queries.fill_row(group.expr, ROW) == '{service_name="orders"} | error_group_id="5d4d19a70db72e37"'
+    (sample,) = [q for q in links if q.column == "sample trace"]
+    assert (sample.datasource_uid, sample.expr) == ("tempo", TRACE_ID_LOOKUP)
 
 
 def test_every_shipped_query_parses() -> None:
