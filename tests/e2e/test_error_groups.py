@@ -1,14 +1,17 @@
 """Error groups end to end: a service raising the same bug from two routes and a different bug
-elsewhere, restarted with a new release, seen through the real collector, Prometheus,
-VictoriaLogs and Alertmanager.
+elsewhere, restarted with a new release that also brings a new bug, seen through the real
+collector, Prometheus, VictoriaLogs and Alertmanager.
 
-Two groups, whatever the route or the message; each group's first and last seen and its
-releases right across the restart; the same IDs in the logs backend; the new-group alert
-reaching the webhook.
+Two groups in the first release, whatever the route or the message, and a third in the second;
+the Errors dashboard's issue list with one row per group: count, route, first and last seen and
+the release first seen in, right across the restart; the same IDs and a sample line per group in
+the logs backend; the new-group alert reaching the webhook.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ import pytest
 from tests.harness import app_env, free_port, launch, stop_app
 from tests.stack import queries
 
-from .backends import logsql
+from .backends import find_traces, logsql, trace_exists
 from .conftest import stack
 from .test_alerts import Webhook, alertmanager, webhook  # noqa: F401 - fixtures used below
 from .test_dashboards import promql_instant
@@ -62,7 +65,19 @@ async def retry(order_id: str) -> dict:
 async def report() -> dict:
     totals: dict = {}
     return {"total": totals["missing"]}
+
+
+@app.get("/export")
+async def export() -> dict:
+    return {"rows": int("not a number")}
 """
+
+# Releases named like commits, the second sorting before the first: the first release seen must come
+# from time, not from the names.
+FIRST, SECOND = "9f1c2ab", "1a7e0d3"
+# What each release raises, by exception type: the two releases' groups and the releases of each.
+RELEASES = {"app.PaymentDeclined": {FIRST, SECOND}, "KeyError": {FIRST, SECOND}, "ValueError": {SECOND}}
+COUNTS = {"app.PaymentDeclined": 5.0, "KeyError": 3.0, "ValueError": 1.0}
 
 
 @dataclass(frozen=True)
@@ -87,10 +102,10 @@ def two_releases(backend_stack: stack.Stack, tmp_path_factory: pytest.TempPathFa
         finally:
             stop_app(app)
 
-    serve("1.0", ["/checkout/1", "/retry/2", "/checkout/3", "/report"])
+    serve(FIRST, ["/checkout/1", "/retry/2", "/checkout/3", "/report"])
     restarted = time.time()
     time.sleep(20)  # a Prometheus sample between the releases: first and last seen tell them apart
-    serve("2.0", ["/retry/4", "/report", "/report"])
+    serve(SECOND, ["/retry/4", "/report", "/checkout/5", "/report", "/export"])
     yield Run(restarted)
 
 
@@ -106,15 +121,25 @@ def _dashboard_query(panel: str, index: int = 0) -> str:
     return queries.substitute(str(found[index].expr), {"service": SERVICE, "environment": ENVIRONMENT})
 
 
-def _two_groups_in_both_releases(backends: stack.Stack) -> dict[str, set[str]] | None:
+def _groups_of_both_releases(backends: stack.Stack) -> dict[str, str] | None:
+    """{group: exception type} once Prometheus has every group in each of its releases, else None."""
     releases = _groups(
         backends,
         f'group by (error_group_id, error_type, service_version) (max_over_time((app_errors_total{{job="{SERVICE}"}}'
         " * on (job, instance) group_left (service_version) group by (job, instance, service_version) "
         "(target_info))[1h:5s]))",
     )
-    found = {group: {s["metric"]["service_version"] for s in series} for group, series in releases.items()}
-    return found if len(found) == 2 and all(v == {"1.0", "2.0"} for v in found.values()) else None
+    types = {group: series[0]["metric"]["error_type"] for group, series in releases.items()}
+    found = {types[group]: {s["metric"]["service_version"] for s in series} for group, series in releases.items()}
+    return types if found == RELEASES and len(types) == len(RELEASES) else None
+
+
+def _wait_for_both_releases(backends: stack.Stack) -> dict[str, str]:
+    return poll(
+        "three error groups (two in the first release) in their releases",
+        lambda: _groups_of_both_releases(backends),
+        POLL_SECONDS,
+    )
 
 
 def test_new_error_group_alert_reaches_the_webhook(
@@ -136,60 +161,140 @@ def test_new_error_group_alert_reaches_the_webhook(
     assert alerts[0]["labels"]["error_group_id"] in alerts[0]["annotations"]["summary"]
 
 
-def test_two_groups_in_prometheus_each_in_both_releases(backend_stack: stack.Stack, two_releases: Run) -> None:
-    found = poll(
-        "two error groups, each in releases 1.0 and 2.0",
-        lambda: _two_groups_in_both_releases(backend_stack),
-        POLL_SECONDS,
+def test_same_bug_from_two_routes_is_one_group_and_a_different_bug_another(
+    backend_stack: stack.Stack, two_releases: Run
+) -> None:
+    types = _wait_for_both_releases(backend_stack)
+    routes = _groups(
+        backend_stack,
+        f'group by (error_group_id, http_route) (max_over_time(app_errors_total{{job="{SERVICE}"}}[1h]))',
     )
-    counts = _groups(
-        backend_stack, f'sum by (error_group_id, error_type) (max_over_time(app_errors_total{{job="{SERVICE}"}}[1h]))'
-    )
-    types = {group: series[0]["metric"]["error_type"] for group, series in counts.items()}
-    assert set(types) == set(found)
-    assert sorted(types.values()) == ["KeyError", "app.PaymentDeclined"]
-
-
-def _counts(backends: stack.Stack, panel: str) -> dict[str, float]:
-    rows = _groups(backends, _dashboard_query(panel))
-    return {group: sum(float(s["value"][1]) for s in series) for group, series in rows.items()}
-
-
-def test_issue_list_counts_every_error_of_both_releases(backend_stack: stack.Stack, two_releases: Run) -> None:
-    """Four PaymentDeclined (two routes, two releases) and three KeyError, the first error of each
-    process included (its series starts at 1, which increase() alone misses)."""
-    poll("two error groups in both releases", lambda: _two_groups_in_both_releases(backend_stack), POLL_SECONDS)
-    types = {
-        group: series[0]["metric"]["error_type"]
-        for group, series in _groups(backend_stack, _dashboard_query("Issues (error groups)")).items()
+    by_type = {types[group]: {s["metric"]["http_route"] for s in series} for group, series in routes.items()}
+    assert by_type == {
+        "app.PaymentDeclined": {"/checkout/{order_id}", "/retry/{order_id}"},
+        "KeyError": {"/report"},
+        "ValueError": {"/export"},
     }
-    expected = {"app.PaymentDeclined": 4.0, "KeyError": 3.0}
-    for panel in ("Issues (error groups)", "New in the last hour"):
-        counts = _counts(backend_stack, panel)
-        assert {types[group]: count for group, count in counts.items()} == expected, panel
+
+
+# ---- the Errors dashboard's issue list, as Grafana would show it ----------------------------
+
+ISSUE_KEY = ("job", "error_group_id", "error_type")
+
+
+def _issue_rows(backends: stack.Stack, panel: str) -> dict[str, dict[str, Any]] | None:
+    """The panel's table as Grafana's merge transformation builds it: each query a column, merged on
+    (service, group, type), each query's extra labels (route, release) columns too. None until every
+    group has a full row."""
+    columns = [q for q in queries.dashboard_queries() if q.dashboard == "errors.json" and q.panel == panel]
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for index, column in enumerate(columns):
+        expr = queries.substitute(str(column.expr), {"service": SERVICE, "environment": ENVIRONMENT})
+        seen_keys: set[tuple[str, ...]] = set()
+        for series in promql_instant(backends, expr):
+            key = tuple(series["metric"][label] for label in ISSUE_KEY)
+            assert key not in seen_keys, f"{panel} query {index}: two series for one row {key}: {expr}"
+            seen_keys.add(key)
+            row = rows.setdefault(key, {})
+            extra = {k: v for k, v in series["metric"].items() if k not in ISSUE_KEY}
+            assert not set(extra) & set(row), f"{panel} query {index}: {extra} clashes with {row}"
+            row.update(extra)
+            row[f"Value #{chr(ord('A') + index)}"] = float(series["value"][1])
+    full = {key[2]: row for key, row in rows.items() if len(row) == len(columns) + 2}
+    return full if len(full) == len(rows) == len(RELEASES) else None
+
+
+def _issue_list(backends: stack.Stack, panel: str) -> dict[str, dict[str, Any]]:
+    """{exception type: row} once the table has every group with every column."""
+    _wait_for_both_releases(backends)
+    return poll(f"{panel}: one full row per group", lambda: _issue_rows(backends, panel), POLL_SECONDS)
+
+
+@pytest.mark.parametrize("panel", ["Issues (error groups)", "New in the last hour"])
+def test_issue_list_has_one_row_per_group_with_count_route_and_first_release(
+    backend_stack: stack.Stack, two_releases: Run, panel: str
+) -> None:
+    """Five PaymentDeclined (two routes, two releases), three KeyError and one ValueError, the first
+    error of each process included (its series starts at 1, which increase() alone misses); the
+    busiest route; the release each group was first seen in."""
+    rows = _issue_list(backend_stack, panel)
+    assert {t: row["Value #A"] for t, row in rows.items()} == COUNTS
+    assert {t: row["service_version"] for t, row in rows.items()} == {
+        "app.PaymentDeclined": FIRST,
+        "KeyError": FIRST,
+        "ValueError": SECOND,
+    }
+    assert {t: (row["http_route"], row["Value #D"]) for t, row in rows.items()} == {
+        "app.PaymentDeclined": ("/checkout/{order_id}", 2.0),
+        "KeyError": ("/report", 1.0),
+        "ValueError": ("/export", 1.0),
+    }
 
 
 def test_issue_list_first_and_last_seen_straddle_the_restart(backend_stack: stack.Stack, two_releases: Run) -> None:
-    poll("two error groups in both releases", lambda: _two_groups_in_both_releases(backend_stack), POLL_SECONDS)
-    first = _groups(backend_stack, _dashboard_query("Issues (error groups)", 1))
-    last = _groups(backend_stack, _dashboard_query("Issues (error groups)", 2))
-    assert len(first) == 2 and set(first) == set(last)
-    for group in first:
-        first_ms = min(float(s["value"][1]) for s in first[group])
-        last_ms = max(float(s["value"][1]) for s in last[group])
-        # Minute steps of the subquery: first seen at most a minute early, last seen after the restart.
-        assert first_ms / 1000 <= two_releases.restarted + 60, group
-        assert last_ms / 1000 >= two_releases.restarted - 60, group
-        assert last_ms >= first_ms, group
+    rows = _issue_list(backend_stack, "Issues (error groups)")
+    restarted_ms = two_releases.restarted * 1000
+    for error_type, row in rows.items():
+        first_ms, last_ms = row["Value #B"], row["Value #C"]
+        # Sample times of the process that raised it: the first release's stopped before the restart.
+        if error_type == "ValueError":
+            assert restarted_ms < first_ms <= last_ms, row
+        else:
+            assert first_ms < restarted_ms < last_ms, row
+        assert last_ms <= time.time() * 1000, row
 
 
-def test_the_logs_backend_has_the_same_two_groups(backend_stack: stack.Stack, two_releases: Run) -> None:
-    found = poll("two error groups in both releases", lambda: _two_groups_in_both_releases(backend_stack), POLL_SECONDS)
+def test_the_logs_backend_has_the_same_groups(backend_stack: stack.Stack, two_releases: Run) -> None:
+    types = _wait_for_both_releases(backend_stack)
     query = f'{{service.name="{SERVICE}"}} error.group.id:* | stats by (error.group.id) count() records'
 
     def groups_in_logs() -> set[str] | None:
         rows = logsql(backend_stack, query, two_releases.restarted - 600, by_time=False)
         groups = {row["error.group.id"] for row in rows}
-        return groups if len(groups) == 2 else None
+        return groups if len(groups) == len(RELEASES) else None
 
-    assert poll(f"VictoriaLogs {query}", groups_in_logs, POLL_SECONDS) == set(found)
+    assert poll(f"VictoriaLogs {query}", groups_in_logs, POLL_SECONDS) == set(types)
+
+
+def test_each_group_has_a_sample_line_with_message_and_trace(backend_stack: stack.Stack, two_releases: Run) -> None:
+    """The "Latest sample of each group" panel's question (native twin): a message and a trace ID per
+    group; and the issue list's links, asked of the native backends: the group's log lines, and its
+    traces found by the group ID on the span's exception event, the sample's trace among them."""
+    types = _wait_for_both_releases(backend_stack)
+    query = (
+        f'{{service.name="{SERVICE}"}} error.group.id:* '
+        "| stats by (error.group.id) row_max(_time, exception.message, trace_id) sample"
+    )
+
+    def samples() -> dict[str, dict[str, str]] | None:
+        rows = logsql(backend_stack, query, two_releases.restarted - 600, by_time=False)
+        found = {row["error.group.id"]: json.loads(row["sample"]) for row in rows}
+        return found if set(found) == set(types) else None
+
+    found = poll(f"VictoriaLogs {query}", samples, POLL_SECONDS)
+    since = two_releases.restarted - 600
+    messages = {types[group]: sample["exception.message"] for group, sample in found.items()}
+    assert messages["app.PaymentDeclined"] == "card declined for order 5"
+    assert messages["KeyError"] == "'missing'"
+    assert "not a number" in messages["ValueError"]
+    links = {q.query_type: q.expr for q in queries.link_queries() if q.panel == "Issues (error groups)"}
+    for group, sample in found.items():
+        row = {"job": SERVICE, "error_group_id": group}
+        # The row's "log lines" link, and its twin in VictoriaLogs.
+        assert queries.fill_row(links["logql"], row) == f'{{service_name="{SERVICE}"}} | error_group_id="{group}"'
+        lines = f'{{service.name="{SERVICE}"}} error.group.id:="{group}"'
+        assert poll(lines, functools.partial(logsql, backend_stack, lines, since), POLL_SECONDS)
+        # The row's "traces" link (the group ID on the exception event), and its twin in Jaeger.
+        assert queries.fill_row(links["traceql"], row) == (
+            f'{{ resource.service.name = "{SERVICE}" && event.error.group.id = "{group}" }}'
+        )
+        trace_id = sample["trace_id"]
+        poll(
+            f"trace {trace_id} of group {group}", functools.partial(trace_exists, backend_stack, trace_id), POLL_SECONDS
+        )
+        by_group = poll(
+            f"traces of group {group} (error.group.id on the exception event)",
+            functools.partial(find_traces, backend_stack, SERVICE, {"error.group.id": group}, since),
+            POLL_SECONDS,
+        )
+        assert trace_id in by_group
