@@ -279,6 +279,13 @@ class Settings:
         _number(int, 1, 1_000_000),
         "Log records per OTLP export (upstream: 512; at most the queue size), for the same reason.",
     )
+    sdk_internal_metrics: bool = _setting(
+        "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED",
+        False,
+        _bool,
+        "The SDK's own metrics, `otel.sdk.processor.*` included: spans and log records then go through "
+        "the SDK's batch processors (a thread each) instead of the distro's one export thread.",
+    )
     semconv_opt_in: str = _setting(
         "OTEL_SEMCONV_STABILITY_OPT_IN",
         "http",
