@@ -670,10 +670,12 @@ def errors() -> dashboard.Dashboard:
                         f'(rate({ERRORS}{{{SERVICE}, error_group_id=~"$error_group"}}[$__rate_interval]) '
                         f"{ENV_JOIN} {RELEASE_JOIN})",
                         "{{job}} {{error_type}} {{error_group_id}} @ {{service_version}}",
+                        exemplars=True,
                     )
                 ],
                 "Errors per second of each chosen group (Error group variable), split by service.version: "
-                "a group that starts or jumps with a release shows here.",
+                "a group that starts or jumps with a release shows here. Exemplar dots open the trace of an "
+                "error behind the point.",
                 width=24,
             )
         )

@@ -298,3 +298,29 @@ def test_each_group_has_a_sample_line_with_message_and_trace(backend_stack: stac
             POLL_SECONDS,
         )
         assert trace_id in by_group
+
+
+def test_drill_down_exemplars_open_the_groups_traces(backend_stack: stack.Stack, two_releases: Run) -> None:
+    """The rate-by-release graph of a group shows exemplars of app.errors: trace IDs of requests that
+    raised it, which the traces backend holds."""
+    types = _wait_for_both_releases(backend_stack)
+    expr = _dashboard_query("Error rate by group and release")
+    window = {"start": str(int(two_releases.restarted) - 600), "end": str(int(time.time()) + 60)}
+
+    def exemplars_by_group() -> dict[str, list[str]] | None:
+        status, body = stack.get_json(
+            f"{backend_stack.prometheus_url}/api/v1/query_exemplars", {"query": expr, **window}
+        )
+        found: dict[str, list[str]] = {}
+        for series in (body or {}).get("data") or [] if status == 200 and isinstance(body, dict) else []:
+            group = series["seriesLabels"].get("error_group_id")
+            found.setdefault(group, []).extend(e["labels"]["trace_id"] for e in series["exemplars"])
+        return found if set(found) == set(types) else None
+
+    found = poll("exemplars with trace IDs for every group", exemplars_by_group, POLL_SECONDS)
+    for group, trace_ids in found.items():
+        poll(
+            f"trace {trace_ids[0]} of group {group}",
+            functools.partial(trace_exists, backend_stack, trace_ids[0]),
+            POLL_SECONDS,
+        )
