@@ -342,8 +342,8 @@ def issue_table(title: str, columns: Sequence[tuple[str, Query]], description: s
 
 def sample_table(title: str, logql: str, description: str = "") -> table.Panel:
     """One row per service and error group with a sample ERROR line's type, message and trace ID (from the
-    logs' structured metadata): ``topk`` keeps one (message, trace) pair of each group, the latest line's
-    when several have the same count."""
+    logs' structured metadata): ``topk`` keeps one (message, trace) pair of each group, the one with the
+    most lines, any of them on a tie (usually every pair has one line): a sample, not the latest."""
     inner = (
         "sum by (service_name, error_group_id, exception_type, exception_message, trace_id) "
         f"(count_over_time({logql} [$__range]))"
@@ -654,10 +654,11 @@ def errors() -> dashboard.Dashboard:
         )
         .with_panel(
             sample_table(
-                "Latest sample of each group (logs)",
+                "A sample of each group (logs)",
                 f'{LOGS} | error_group_id =~ "$error_group"',
-                "The latest ERROR line of each chosen group (Error group variable) in the dashboard's range: its "
-                "message and trace ID; click the trace ID for the trace, the group for all its lines.",
+                "One ERROR line of each chosen group (Error group variable) in the dashboard's range: its message "
+                "and trace ID (the pair with the most lines; any on a tie). Click the trace ID for the trace, the "
+                "group for all its lines.",
             )
         )
         .with_panel(

@@ -165,8 +165,8 @@ NATIVE_TWINS: dict[tuple[str, str], NativeTwin] = {
     ("errors.json", "Error logs of the chosen groups"): lambda backends, traffic: native_logs(
         backends, f"{SERVICES} error.group.id:*", traffic
     ),
-    # The latest line of each group: its message and trace ID (LogQL: topk by group over (message, trace)).
-    ("errors.json", "Latest sample of each group (logs)"): lambda backends, traffic: [
+    # A line of each group with its message and trace ID (LogQL: topk by group over (message, trace)).
+    ("errors.json", "A sample of each group (logs)"): lambda backends, traffic: [
         row
         for row in native_logs(
             backends,

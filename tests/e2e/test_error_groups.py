@@ -257,7 +257,7 @@ def test_the_logs_backend_has_the_same_groups(backend_stack: stack.Stack, two_re
 
 
 def test_each_group_has_a_sample_line_with_message_and_trace(backend_stack: stack.Stack, two_releases: Run) -> None:
-    """The "Latest sample of each group" panel's question (native twin): a message and a trace ID per
+    """The "A sample of each group" panel's question (native twin): a message and a trace ID per
     group; and the issue list's links, asked of the native backends: the group's log lines, and its
     traces found by the group ID on the span's exception event, the sample's trace among them."""
     types = _wait_for_both_releases(backend_stack)

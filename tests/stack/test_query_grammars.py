@@ -98,7 +98,7 @@ def test_the_issue_lists_link_to_their_groups_logs_and_traces() -> None:
     """Each row of the Errors dashboard's issue tables opens its group's log lines (Loki) and traces
     (Tempo, by the group ID on the span's exception event); each sample row opens its trace."""
     links = queries.link_queries()
-    for panel in ("Issues (error groups)", "New in the last hour", "Latest sample of each group (logs)"):
+    for panel in ("Issues (error groups)", "New in the last hour", "A sample of each group (logs)"):
         dialects = {q.query_type for q in links if q.panel == panel and q.column == "error group"}
         assert dialects == {"logql", "traceql"}, panel
     group = next(q for q in links if q.panel == "Issues (error groups)" and q.query_type == "logql")
