@@ -1,18 +1,23 @@
-"""Overhead benchmark: uninstrumented vs stock `opentelemetry-distro` vs otel-distro.
+"""Overhead benchmark: uninstrumented vs stock `opentelemetry-distro` vs otel-distro (vs peers).
 
     scripts/venv && .venv/bin/python benchmarks/run.py            # full run
     .venv/bin/python benchmarks/run.py --quick                     # one short round, no features
+    .venv/bin/python benchmarks/run.py --peers --no-features       # with ddtrace, EDOT, Splunk, FastAPI native
 
 For FastAPI/uvicorn (1 worker) and Flask/gunicorn (1 sync worker) it starts each variant,
-times start-up (process start to first 200), drives `GET /hello` with wrk, reads RSS and
-CPU time from /proc, and counts what the real collector received for that variant, so a
-variant cannot look fast by dropping telemetry. Variants run interleaved (A B C A B C ...)
-so drift on the machine hits all of them alike; the table shows medians over the rounds,
-each as a ratio to the uninstrumented run. Not a pass/fail test.
+times start-up (process start to first 200), drives two routes with wrk (`GET /hello`, and
+`POST /order`: pydantic validation, a SQLite query, an HTTP call to a local stub, two log
+lines), reads RSS and CPU time from /proc, and counts what the real collector (and, for
+ddtrace, a counting agent stand-in, `dd_sink.py`) received for that variant, so a variant
+cannot look fast by dropping telemetry. Variants run interleaved (A B C A B C ...) so drift
+on the machine hits all of them alike; the table shows medians over the rounds, each as a
+ratio to the uninstrumented run of the same route. Not a pass/fail test.
 
 It installs what it needs: wrk (Debian), and stock opentelemetry-distro with the same
 frameworks in `benchmarks/.venv-stock`, kept apart so the two distros' entry points never
-meet. Our distro runs from the repository's `.venv`. Results go to `benchmarks/results/`.
+meet; with `--peers` each peer gets its own venv the same way (`benchmarks/.venv-<peer>`,
+pinned versions). Our distro runs from the repository's `.venv`. Results go to
+`benchmarks/results/`.
 """
 
 from __future__ import annotations
@@ -47,19 +52,34 @@ OURS_VENV = REPO / ".venv"
 STOCK_VENV = HERE / ".venv-stock"
 COLLECTOR_BIN = Path(os.environ.get("OTEL_DISTRO_BACKENDS_BIN", REPO / ".backends" / "bin")) / "otelcol"
 COLLECTOR_CONFIG = REPO / "tests" / "integration" / "collector-capture.yaml"
+ORDER_SCRIPT = HERE / "order.lua"
+DD_SINK = HERE / "dd_sink.py"
+
+# The apps' libraries, pinned to what the repository's `.venv` had when the peers were added,
+# so every venv runs the same framework code.
+FRAMEWORKS = (
+    "fastapi==0.165.0",
+    "starlette==1.10.0",
+    "uvicorn==0.54.0",
+    "flask==3.1.3",
+    "werkzeug==3.1.9",
+    "gunicorn==27.0.1",
+    "structlog==26.1.0",
+    "pydantic==2.14.4",
+    "httpx==0.28.1",
+    "requests==2.34.2",
+)
+# The instrumentations `opentelemetry-bootstrap` would pick for these apps' server and client
+# libraries (sqlite3 is left out everywhere: otel-distro does not instrument it).
+CONTRIB = tuple(f"opentelemetry-instrumentation-{name}==0.66b1" for name in ("fastapi", "flask", "requests", "httpx"))
 
 # The stock side: the published distro and OTLP/HTTP exporter of the same SDK/contrib pair as
-# ours, the framework instrumentations `opentelemetry-bootstrap` would pick, the same frameworks.
+# ours, the instrumentations above, the same frameworks.
 STOCK_REQUIREMENTS = (
     "opentelemetry-distro==0.66b1",
     "opentelemetry-exporter-otlp-proto-http==1.45.1",
-    "opentelemetry-instrumentation-fastapi==0.66b1",
-    "opentelemetry-instrumentation-flask==0.66b1",
-    "fastapi",
-    "uvicorn",
-    "flask",
-    "gunicorn",
-    "structlog",
+    *CONTRIB,
+    *FRAMEWORKS,
 )
 # Stock with all three signals over OTLP/HTTP (its logs need the SDK's logging handler).
 STOCK_ENV = {
@@ -85,20 +105,123 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or sys.exit("wrk is not installed and apt-get could not install it")
 
 
-def ensure_stock_venv() -> None:
-    digest = hashlib.sha256("\n".join(STOCK_REQUIREMENTS).encode()).hexdigest()[:12]
-    stamp = STOCK_VENV / f".installed-{digest}"
+def ensure_venv(venv: Path, requirements: tuple[str, ...], label: str) -> str | None:
+    """Create or update `venv` with exactly these pins; None when ready, else pip's complaint."""
+    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    stamp = venv / f".installed-{digest}"
     if stamp.exists():
-        return
-    print(f"==> preparing {STOCK_VENV.relative_to(REPO)} (stock opentelemetry-distro)", flush=True)
-    if not (STOCK_VENV / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(STOCK_VENV)], check=True)
-    python = str(STOCK_VENV / "bin" / "python")
+        return None
+    print(f"==> preparing {venv.relative_to(REPO)} ({label})", flush=True)
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([python, "-m", "pip", "install", "--quiet", *STOCK_REQUIREMENTS], check=True)
-    for old in STOCK_VENV.glob(".installed-*"):
+    pip = subprocess.run([python, "-m", "pip", "install", "--quiet", *requirements], capture_output=True, text=True)
+    if pip.returncode != 0:
+        lines = [line for line in (pip.stderr or pip.stdout).splitlines() if line.strip()]
+        return " / ".join(lines[-3:]) or f"pip exited {pip.returncode}"
+    for old in venv.glob(".installed-*"):
         old.unlink()
     stamp.touch()
+    return None
+
+
+def ensure_stock_venv() -> None:
+    problem = ensure_venv(STOCK_VENV, STOCK_REQUIREMENTS, "stock opentelemetry-distro")
+    if problem:
+        sys.exit(f"could not install the stock venv: {problem}")
+
+
+# --- peers -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another vendor's Python agent or distribution, in its own venv, started by its launcher."""
+
+    name: str
+    requirements: tuple[str, ...]
+    launcher: str  # executable in the venv's bin/ that wraps the server command
+    env: tuple[tuple[str, str], ...]
+    note: str
+
+    @property
+    def venv(self) -> Path:
+        return HERE / f".venv-{self.name}"
+
+
+# Every OTel-based peer: all three signals over OTLP/HTTP (protobuf), logs through the SDK's
+# logging handler as for stock, no sampling (their defaults are always-on / ratio 1.0).
+_OTLP_HTTP = (
+    ("OTEL_TRACES_EXPORTER", "otlp"),
+    ("OTEL_METRICS_EXPORTER", "otlp"),
+    ("OTEL_LOGS_EXPORTER", "otlp"),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+    ("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED", "true"),
+)
+
+PEERS: dict[str, Peer] = {
+    "ddtrace": Peer(
+        "ddtrace",
+        # The OTLP/HTTP exporter lets ddtrace send logs and span-derived metrics over OTLP;
+        # msgpack is for dd_sink.py, which runs from this venv.
+        (
+            "ddtrace==4.16.0",
+            "opentelemetry-exporter-otlp-proto-http==1.45.1",
+            "opentelemetry-sdk==1.45.1",
+            "msgpack==1.2.4",
+            *FRAMEWORKS,
+        ),
+        "ddtrace-run",
+        (
+            # Traces: Datadog's msgpack protocol to dd_sink.py (DD_TRACE_AGENT_URL, set per run).
+            ("DD_LOGS_INJECTION", "true"),
+            # Logs: the app's log records over OTLP (ddtrace then turns its log injection off).
+            ("DD_LOGS_OTEL_ENABLED", "true"),
+            # Metrics: the tracer's own span-derived request metrics (hits, errors, latency) over OTLP.
+            ("DD_METRICS_OTEL_ENABLED", "true"),
+            ("OTEL_TRACES_SPAN_METRICS_ENABLED", "true"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            # The same spans as the others: server and HTTP client, no database spans.
+            ("DD_TRACE_SQLITE3_ENABLED", "false"),
+            # ddtrace instruments FastAPI itself; FastAPI's native telemetry would otherwise
+            # wake up on the OTel logger provider ddtrace installs.
+            ("BENCH_FASTAPI_TELEMETRY", "off"),
+            # ddtrace sets its OTLP logs up when the app imports `opentelemetry` (FastAPI
+            # >= 0.165 does); the Flask app then imports it too, or no log record is sent.
+            ("BENCH_IMPORT_OPENTELEMETRY", "true"),
+        ),
+        "ddtrace-run: traces (agent protocol) + OTLP logs + span metrics",
+    ),
+    "edot": Peer(
+        "edot",
+        ("elastic-opentelemetry==1.18.0", *CONTRIB, *FRAMEWORKS),
+        "opentelemetry-instrument",
+        _OTLP_HTTP,
+        "Elastic EDOT Python, traces+metrics+logs",
+    ),
+    "splunk": Peer(
+        "splunk",
+        ("splunk-opentelemetry==2.13.2", *CONTRIB, *FRAMEWORKS),
+        "opentelemetry-instrument",
+        _OTLP_HTTP,
+        "Splunk distribution, traces+metrics+logs",
+    ),
+}
+
+
+def ensure_peers(names: list[str]) -> dict[str, str]:
+    """Install each peer's venv; returns the peers that could not be installed, with why."""
+    problems = {}
+    for name in names:
+        peer = PEERS[name]
+        problem = ensure_venv(peer.venv, peer.requirements, f"peer {name}")
+        if problem is None and not (peer.venv / "bin" / peer.launcher).exists():
+            problem = f"{peer.launcher} missing after install"
+        if problem:
+            print(f"!! peer {name} cannot run here: {problem}", flush=True)
+            problems[name] = problem
+    return problems
 
 
 # --- where telemetry goes ---------------------------------------------------------------------
@@ -117,6 +240,7 @@ class Sink:
         self.port = _free_port()
         self._offsets: dict[str, int] = {}
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.names: dict[str, set[str]] = defaultdict(set)
         env = {**os.environ, "CAPTURE_DIR": str(directory), "CAPTURE_HTTP_PORT": str(self.port)}
         if self.real:
             env["CAPTURE_GRPC_PORT"] = str(_free_port())
@@ -147,6 +271,17 @@ class Sink:
                     service = _service_name(resource)
                     for scope in resource.get(scope_key, []):
                         self.counts[service][signal_name] += len(scope.get(items_key, []))
+        for request in self._new_lines("metrics"):
+            for resource in request.get("resourceMetrics", []):
+                service = _service_name(resource)
+                for scope in resource.get("scopeMetrics", []):
+                    for metric in scope.get("metrics", []):
+                        points = sum(
+                            len(metric.get(kind, {}).get("dataPoints", []))
+                            for kind in ("sum", "gauge", "histogram", "exponentialHistogram", "summary")
+                        )
+                        self.counts[service]["metric_points"] += points
+                        self.names[service].add(str(metric.get("name", "")))
 
     def _new_lines(self, signal_name: str) -> Iterator[dict[str, Any]]:
         path = self.directory / f"{signal_name}.jsonl"
@@ -164,6 +299,86 @@ class Sink:
     def received(self, service: str) -> dict[str, int]:
         self.refresh()
         return dict(self.counts.get(service, {}))
+
+
+class DatadogSink:
+    """`dd_sink.py` from the ddtrace venv: the agent's trace intake, counting spans per service."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = _free_port()
+        log = open(directory / "dd-sink.log", "wb")  # noqa: SIM115 - lives with the process
+        python = PEERS["ddtrace"].venv / "bin" / "python"
+        self.process = subprocess.Popen(
+            [str(python), str(DD_SINK), str(self.port)], stdout=log, stderr=subprocess.STDOUT
+        )
+        _wait_port(self.port, 30)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spans(self, service: str) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            connection.request("GET", "/counts")
+            counts = json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+        return int(counts["spans"].get(service, 0))
+
+    def stop(self) -> None:
+        _terminate(self.process)
+
+
+class Stub:
+    """The downstream service `POST /order` calls: `GET /pricing` answers a small JSON object."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = _free_port()
+        log = open(directory / "stub.log", "wb")  # noqa: SIM115 - lives with the process
+        argv = [sys.executable, str(Path(__file__)), "--stub-server", str(self.port)]
+        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        _wait_port(self.port, 30)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        _terminate(self.process)
+
+
+def stub_server(port: int) -> None:
+    """Answers `GET /pricing?tier=&country=&subtotal=` like a small pricing service would."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    discounts = {"basic": 0, "silver": 5, "gold": 10}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stalls
+
+        def do_GET(self) -> None:
+            query = parse_qs(urlsplit(self.path).query)
+            tier = query.get("tier", ["basic"])[0]
+            subtotal = int(query.get("subtotal", ["0"])[0] or 0)
+            shipping = 0 if subtotal >= 5_000 or query.get("country", [""])[0] == "GB" else 495
+            body = json.dumps({"discount_pct": discounts.get(tier, 0), "shipping_cents": shipping}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # 8 connections opened at once must not hit the default backlog of 5
+        daemon_threads = True
+
+    Server(("127.0.0.1", port), Handler).serve_forever()
 
 
 def _service_name(resource: dict[str, Any]) -> str:
@@ -296,8 +511,10 @@ def _millis(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(wrk: str, url: str, seconds: float, connections: int) -> dict[str, Any]:
+def run_wrk(wrk: str, url: str, seconds: float, connections: int, script: Path | None = None) -> dict[str, Any]:
     argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
+    if script is not None:
+        argv[1:1] = ["-s", str(script)]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     result: dict[str, Any] = {
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
@@ -321,15 +538,21 @@ def run_wrk(wrk: str, url: str, seconds: float, connections: int) -> dict[str, A
 @dataclass(frozen=True)
 class Variant:
     framework: str  # fastapi | flask
-    name: str  # none | stock | ours | ours+<feature>
-    kind: str  # none | stock | ours
+    name: str  # none | stock | ours | ours+<feature> | a peer's name | fastapi-native...
+    kind: str  # none | stock | ours | ddtrace | edot | splunk
     env: tuple[tuple[str, str], ...] = ()
     path: str = "/hello"
     note: str = ""
+    route: str = "hello"  # hello | order (POST /order with benchmarks/order.lua)
 
     @property
     def key(self) -> str:
-        return f"{self.framework}/{self.name}"
+        return f"{self.framework}/{self.route}/{self.name}"
+
+    @property
+    def probe_path(self) -> str:
+        """What start-up polls: a GET that answers 200 once the app is up."""
+        return self.path if self.route == "hello" else "/hello"
 
 
 CORE = ("none", "stock", "ours")
@@ -339,72 +562,127 @@ CORE = ("none", "stock", "ours")
 _NO_EXPORT = (("OTEL_TRACES_EXPORTER", "none"), ("OTEL_METRICS_EXPORTER", "none"), ("OTEL_LOGS_EXPORTER", "none"))
 
 
-def variants(frameworks: list[str], features: bool, log_dir: Path, floors: bool = False) -> list[Variant]:
+# FastAPI's native telemetry (FastAPI >= 0.165) on our providers: our FastAPI server
+# instrumentation off, so FastAPI's own middleware makes the spans and metrics.
+_NATIVE = (("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "fastapi,flask"),)
+
+
+def variants(
+    frameworks: list[str],
+    features: bool,
+    log_dir: Path,
+    floors: bool = False,
+    peers: bool = False,
+    routes: tuple[str, ...] = ("hello",),
+) -> list[Variant]:
+    """Every variant per framework and route; the features are measured on `/hello` only."""
     chosen: list[Variant] = []
     for framework in frameworks:
-        chosen += [
-            Variant(framework, "none", "none", note="uninstrumented"),
-            Variant(framework, "stock", "stock", note="opentelemetry-distro, traces+metrics+logs"),
-            Variant(framework, "ours", "ours", note="otel-distro defaults"),
-        ]
-        if features:
-            log_file = str(log_dir / f"{framework}-app.log")
+        for route in routes:
+            path = "/hello" if route == "hello" else f"/{route}"
             chosen += [
-                Variant(framework, "ours+log_file", "ours", (("OTEL_DISTRO_LOG_FILE", log_file),), note="rotated file"),
-                Variant(framework, "ours+scrub=false", "ours", (("OTEL_DISTRO_SCRUB", "false"),), note="no scrubbing"),
-                Variant(framework, "ours+structlog", "ours", path="/hello-structlog", note="route logs via structlog"),
-                Variant(framework, "ours+access_log=off", "ours", (("OTEL_DISTRO_ACCESS_LOG", "off"),)),
-                Variant(
-                    framework,
-                    "ours+access_log_export",
-                    "ours",
-                    (("OTEL_DISTRO_ACCESS_LOG_EXPORT", "true"),),
-                    note="request-completed lines over OTLP too",
-                ),
-                Variant(
-                    framework,
-                    "ours+contrib_http",
-                    "ours",
-                    (("OTEL_DISTRO_HTTP_INSTRUMENTATION", "contrib"),),
-                    note="contrib server instrumentation instead of ours",
-                ),
-            ]
-        if floors:
-            chosen += [
-                Variant(framework, "stock+no-export", "stock", _NO_EXPORT, note="contrib instrumentation only"),
-                Variant(framework, "ours+no-export", "ours", _NO_EXPORT, note="ours, nothing exported"),
+                replace(v, route=route, path=path if v.path == "/hello" else v.path)
+                for v in _variants(framework, features and route == "hello", log_dir, floors, peers)
             ]
     return chosen
 
 
+def _variants(framework: str, features: bool, log_dir: Path, floors: bool, peers: bool) -> list[Variant]:
+    chosen = [
+        Variant(framework, "none", "none", note="uninstrumented"),
+        Variant(framework, "stock", "stock", note="opentelemetry-distro, traces+metrics+logs"),
+        Variant(framework, "ours", "ours", note="otel-distro defaults"),
+    ]
+    if peers:
+        chosen += [Variant(framework, name, name, note=peer.note) for name, peer in PEERS.items()]
+        if framework == "fastapi":
+            chosen += [
+                Variant(framework, "fastapi-native", "ours", _NATIVE, note="FastAPI native telemetry, our SDK"),
+                Variant(
+                    framework,
+                    "fastapi-native-no-ops",
+                    "ours",
+                    (*_NATIVE, ("BENCH_FASTAPI_TELEMETRY", "no-operation-spans")),
+                    note="the same without its operation spans",
+                ),
+            ]
+    if features:
+        log_file = str(log_dir / f"{framework}-app.log")
+        chosen += [
+            Variant(framework, "ours+log_file", "ours", (("OTEL_DISTRO_LOG_FILE", log_file),), note="rotated file"),
+            Variant(framework, "ours+scrub=false", "ours", (("OTEL_DISTRO_SCRUB", "false"),), note="no scrubbing"),
+            Variant(framework, "ours+structlog", "ours", path="/hello-structlog", note="route logs via structlog"),
+            Variant(framework, "ours+access_log=off", "ours", (("OTEL_DISTRO_ACCESS_LOG", "off"),)),
+            Variant(
+                framework,
+                "ours+access_log_export",
+                "ours",
+                (("OTEL_DISTRO_ACCESS_LOG_EXPORT", "true"),),
+                note="request-completed lines over OTLP too",
+            ),
+            Variant(
+                framework,
+                "ours+contrib_http",
+                "ours",
+                (("OTEL_DISTRO_HTTP_INSTRUMENTATION", "contrib"),),
+                note="contrib server instrumentation instead of ours",
+            ),
+        ]
+    if floors:
+        chosen += [
+            Variant(framework, "stock+no-export", "stock", _NO_EXPORT, note="contrib instrumentation only"),
+            Variant(framework, "ours+no-export", "ours", _NO_EXPORT, note="ours, nothing exported"),
+        ]
+    return chosen
+
+
+def _bin_dir(variant: Variant) -> Path:
+    if variant.kind in PEERS:
+        return PEERS[variant.kind].venv / "bin"
+    return (STOCK_VENV if variant.kind == "stock" else OURS_VENV) / "bin"
+
+
 def _argv(variant: Variant, port: int) -> list[str]:
-    bin_dir = (STOCK_VENV if variant.kind == "stock" else OURS_VENV) / "bin"
+    bin_dir = _bin_dir(variant)
     if variant.framework == "fastapi":
         server = [str(bin_dir / "uvicorn"), "fastapi_hello:app", "--host", "127.0.0.1", "--port", str(port)]
     else:
         server = [str(bin_dir / "gunicorn"), "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}", "flask_hello:app"]
     if variant.kind == "none":
         return server
-    return [str(bin_dir / "opentelemetry-instrument"), *server]
+    launcher = PEERS[variant.kind].launcher if variant.kind in PEERS else "opentelemetry-instrument"
+    return [str(bin_dir / launcher), *server]
 
 
 _OTHER_FRAMEWORK = {"fastapi": "flask", "flask": "fastapi"}
 
 
-def _env(variant: Variant, service: str, endpoint: str) -> dict[str, str]:
-    # A production-like environment: no OTEL_* leaking in from the caller, bytecode cached,
-    # stdout buffered as a service's would be when written to a pipe or file.
-    drop = ("OTEL_", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "VIRTUAL_ENV")
+def _env(variant: Variant, service: str, endpoint: str, stub_url: str = "", dd_url: str = "") -> dict[str, str]:
+    # A production-like environment: no OTEL_* (or DD_*) leaking in from the caller, bytecode
+    # cached, stdout buffered as a service's would be when written to a pipe or file.
+    drop = ("OTEL_", "DD_", "BENCH_", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    bin_dir = (STOCK_VENV if variant.kind == "stock" else OURS_VENV) / "bin"
+    bin_dir = _bin_dir(variant)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    if stub_url:
+        env["BENCH_STUB_URL"] = stub_url
     if variant.kind != "none":
         env.update({"OTEL_SERVICE_NAME": service, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint})
         # Both venvs hold both frameworks; a real service has one, and an installed
         # instrumentation imports its framework at start-up (FastAPI alone is ~0.35 s).
         env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = _OTHER_FRAMEWORK[variant.framework]
+    if variant.kind not in ("none", "ours"):
+        # Ours exports metrics every 10 s by default; the SDK's 60 s would never come round
+        # in a run this short, and uvicorn re-raises SIGTERM after its graceful shutdown, so
+        # the SDK's exit-time flush does not run there (ours flushes on SIGTERM itself).
+        env["OTEL_METRIC_EXPORT_INTERVAL"] = "10000"
     if variant.kind == "stock":
         env.update(STOCK_ENV)
+    if variant.kind in PEERS:
+        env.update(dict(PEERS[variant.kind].env))
+    if variant.kind == "ddtrace":
+        env.update({"DD_SERVICE": service, "DD_TRACE_AGENT_URL": dd_url or "http://127.0.0.1:9"})
+        env["DD_DOGSTATSD_URL"] = f"udp://127.0.0.1:{_free_port()}"  # nothing listens: dropped
     env.update(dict(variant.env))
     return env
 
@@ -418,12 +696,15 @@ class Options:
     work_dir: Path
     keep_output: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    stub_url: str = ""
+    dd: DatadogSink | None = None
 
 
 def measure(variant: Variant, round_no: int, sink: Sink, options: Options) -> dict[str, Any]:
     """One start-load-stop cycle of one variant."""
     port = _free_port()
-    service = f"bench-{variant.framework}-{variant.name}-r{round_no}".replace("+", "-").replace("=", "-")
+    service = f"bench-{variant.framework}-{variant.route}-{variant.name}-r{round_no}"
+    service = service.replace("+", "-").replace("=", "-")
     output = options.work_dir / f"{service}.out"
     builds = busy_builds()
     load_before = os.getloadavg()[0]
@@ -431,7 +712,7 @@ def measure(variant: Variant, round_no: int, sink: Sink, options: Options) -> di
         started = time.perf_counter()
         process = subprocess.Popen(
             _argv(variant, port),
-            env=_env(variant, service, sink.endpoint),
+            env=_env(variant, service, sink.endpoint, options.stub_url, options.dd.endpoint if options.dd else ""),
             cwd=APPS,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -441,7 +722,7 @@ def measure(variant: Variant, round_no: int, sink: Sink, options: Options) -> di
         probes, startup = 0, None
         deadline = started + 60
         while time.perf_counter() < deadline and process.poll() is None:
-            status = _get(port, variant.path)
+            status = _get(port, variant.probe_path)
             if status is not None:
                 probes += 1
                 if status == 200:
@@ -452,18 +733,24 @@ def measure(variant: Variant, round_no: int, sink: Sink, options: Options) -> di
             raise RuntimeError(f"{variant.key} did not start:\n{output.read_text(errors='replace')[-3000:]}")
         server_pid = (_children(process.pid) or [process.pid])[0] if variant.framework == "flask" else process.pid
         url = f"http://127.0.0.1:{port}{variant.path}"
-        warm = run_wrk(options.wrk, url, options.warmup, options.connections) if options.warmup else {"requests": 0}
+        script = ORDER_SCRIPT if variant.route == "order" else None
+        warm = (
+            run_wrk(options.wrk, url, options.warmup, options.connections, script)
+            if options.warmup
+            else {"requests": 0}
+        )
         cpu_before = _cpu_seconds(server_pid)
-        load = run_wrk(options.wrk, url, options.duration, options.connections)
+        load = run_wrk(options.wrk, url, options.duration, options.connections, script)
         cpu = _cpu_seconds(server_pid) - cpu_before
         rss = _rss_mb(server_pid)
         sent = probes + warm["requests"] + load["requests"]
-        received = _await_telemetry(sink, service, sent) if _exports(variant) else {}
+        dd = options.dd if variant.kind == "ddtrace" else None
+        received = _await_telemetry(sink, service, sent, dd) if _exports(variant) else {}
     finally:
         _terminate(process)
     if _exports(variant) and sink.real:
         time.sleep(0.5)  # the final flush at shutdown, then the collector's file flush
-        received = sink.received(service)
+        received = _received(sink, service, dd)
     result = {
         "variant": variant.key,
         "framework": variant.framework,
@@ -476,6 +763,8 @@ def measure(variant: Variant, round_no: int, sink: Sink, options: Options) -> di
         "requests_sent": sent,
         "spans_received": received.get("traces", 0) if sink.real and _exports(variant) else None,
         "logs_received": received.get("logs", 0) if sink.real and _exports(variant) else None,
+        "metric_points_received": received.get("metric_points", 0) if sink.real and _exports(variant) else None,
+        "metric_names": sorted(sink.names.get(service, ())),
         "busy_builds": builds,
         "loadavg_before": load_before,
         **{k: v for k, v in load.items() if k != "requests"},
@@ -490,7 +779,17 @@ def _exports(variant: Variant) -> bool:
     return variant.kind != "none" and ("OTEL_TRACES_EXPORTER", "none") not in variant.env
 
 
-def _await_telemetry(sink: Sink, service: str, sent: int, timeout: float = 12) -> dict[str, int]:
+def _received(sink: Sink, service: str, dd: DatadogSink | None) -> dict[str, int]:
+    """What the collector got from this service; ddtrace's spans come from the agent stand-in."""
+    received = sink.received(service)
+    if dd is not None:
+        received["traces"] = dd.spans(service)
+    return received
+
+
+def _await_telemetry(
+    sink: Sink, service: str, sent: int, dd: DatadogSink | None = None, timeout: float = 12
+) -> dict[str, int]:
     """Give the batch processors time to export (default delays: spans 5 s, logs 1 s)."""
     if not sink.real:
         return {}
@@ -498,7 +797,7 @@ def _await_telemetry(sink: Sink, service: str, sent: int, timeout: float = 12) -
     last: dict[str, int] = {}
     stable_since = time.monotonic()
     while time.monotonic() < deadline:
-        now = sink.received(service)
+        now = _received(sink, service, dd)
         if now != last:
             last, stable_since = now, time.monotonic()
         elif now.get("traces", 0) >= sent and time.monotonic() - stable_since > 1.5:
@@ -524,13 +823,16 @@ def summarize(runs: list[dict[str, Any]], order: list[Variant]) -> list[dict[str
             row[metric] = statistics.median(r[metric] for r in mine)
         spans = [r["spans_received"] for r in mine if r["spans_received"] is not None]
         logs = [r["logs_received"] for r in mine if r["logs_received"] is not None]
+        points = [r.get("metric_points_received") for r in mine if r.get("metric_points_received") is not None]
         sent = sum(r["requests_sent"] for r in mine)
         row["spans_per_request"] = sum(spans) / sent if spans else None
         row["logs_per_request"] = sum(logs) / sent if logs else None
+        row["metric_points_per_run"] = statistics.median(points) if points else None
+        row["metric_names"] = sorted({name for r in mine for name in r.get("metric_names", [])})
         row["errors"] = sum(r["non_2xx"] + r["socket_errors"] for r in mine)
         rows.append(row)
     for row in rows:
-        base = next((r for r in rows if r["variant"] == row["variant"].split("/")[0] + "/none"), None)
+        base = next((r for r in rows if r["variant"] == row["variant"].rsplit("/", 1)[0] + "/none"), None)
         if base:
             row["rps_x"] = row["rps"] / base["rps"]
             row["p50_x"] = row["p50_ms"] / base["p50_ms"]
@@ -542,23 +844,29 @@ def summarize(runs: list[dict[str, Any]], order: list[Variant]) -> list[dict[str
     return rows
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(rows: list[dict[str, Any]], unavailable: dict[str, str] | None = None) -> str:
     head = (
         "| variant | req/s (x) | p50 ms (x) | p99 ms (x) | start-up s (x, +s) | RSS MB (x, +MB) "
-        "| CPU µs/req | spans/req | logs/req |"
+        "| CPU µs/req | spans/req | logs/req | metric points/run |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 10]
+    for name, why in (unavailable or {}).items():
+        lines.append(f"| {name} | not run: {why.replace('|', '/')} |" + " |" * 8)
     for r in rows:
 
         def per(value: float | None) -> str:
             return "n/a" if value is None else f"{value:.3f}"
+
+        points = r.get("metric_points_per_run")
+        exported = "n/a" if points is None else f"{points:,.0f} ({len(r.get('metric_names', []))} names)"
 
         lines.append(
             f"| {r['variant']} | {r['rps']:,.0f} ({r.get('rps_x', 1):.2f}) "
             f"| {r['p50_ms']:.2f} ({r.get('p50_x', 1):.2f}) | {r['p99_ms']:.2f} ({r.get('p99_x', 1):.2f}) "
             f"| {r['startup_s']:.2f} ({r.get('startup_x', 1):.2f}, {r.get('startup_delta_s', 0):+.2f}) "
             f"| {r['rss_mb']:.1f} ({r.get('rss_x', 1):.2f}, {r.get('rss_delta_mb', 0):+.1f}) "
-            f"| {r['cpu_us_per_req']:.0f} | {per(r['spans_per_request'])} | {per(r['logs_per_request'])} |"
+            f"| {r['cpu_us_per_req']:.0f} | {per(r['spans_per_request'])} | {per(r['logs_per_request'])} "
+            f"| {exported} |"
         )
     return "\n".join(lines)
 
@@ -588,6 +896,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floors", action="store_true", help="also stock and ours with every exporter off")
     parser.add_argument("--quick", action="store_true", help="1 round of 5 s, no features")
     parser.add_argument(
+        "--peers",
+        action="store_true",
+        help=f"also {', '.join(PEERS)} and FastAPI's native telemetry (each peer in benchmarks/.venv-<peer>)",
+    )
+    parser.add_argument("--routes", default="hello,order", help="hello and/or order (POST /order)")
+    parser.add_argument(
         "--env",
         action="append",
         default=[],
@@ -596,9 +910,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep-output", action="store_true", help="keep each app's stdout in results/")
     parser.add_argument("--stand-in-sink", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--stub-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stand_in_sink:
         stand_in_sink(args.stand_in_sink)
+        return 0
+    if args.stub_server:
+        stub_server(args.stub_server)
         return 0
     if args.quick:
         args.rounds, args.duration, args.warmup, args.no_features = 1, 5, 1, True
@@ -609,16 +927,31 @@ def main(argv: list[str] | None = None) -> int:
     ensure_stock_venv()
     RESULTS.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="run-", dir=RESULTS))
-    chosen = variants(args.frameworks.split(","), not args.no_features, work_dir, args.floors)
+    routes = tuple(r for r in args.routes.split(",") if r)
+    frameworks = args.frameworks.split(",")
+    chosen = variants(frameworks, not args.no_features, work_dir, args.floors, args.peers, routes)
     if args.env:
         extra = tuple(tuple(item.split("=", 1)) for item in args.env)
         chosen = [replace(v, env=v.env + extra) if v.kind == "ours" else v for v in chosen]  # type: ignore[arg-type]
     if args.only:
         wanted = set(args.only.split(","))
         chosen = [v for v in chosen if v.name in wanted]
+    unavailable: dict[str, str] = {}
+    if args.peers:
+        problems = ensure_peers([name for name in PEERS if any(v.kind == name for v in chosen)])
+        chosen = [v for v in chosen if v.kind not in problems]
+        unavailable = {f"{f}/*/{name}": why for name, why in problems.items() for f in frameworks}
     options = Options(wrk, args.duration, args.warmup, args.connections, work_dir, args.keep_output)
 
     sink = Sink(work_dir)
+    helpers: list[Stub | DatadogSink] = []
+    if "order" in routes:
+        stub = Stub(work_dir)
+        helpers.append(stub)
+        options.stub_url = stub.url
+    if any(v.kind == "ddtrace" for v in chosen):
+        options.dd = DatadogSink(work_dir)
+        helpers.append(options.dd)
     if not sink.real:
         print(
             f"!! {COLLECTOR_BIN} is missing: exporting to a stand-in that accepts everything; "
@@ -632,13 +965,21 @@ def main(argv: list[str] | None = None) -> int:
                 run = measure(variant, round_no, sink, options)
                 runs.append(run)
                 print(
-                    f"[{round_no}/{args.rounds}] {variant.key:<28} {run['rps']:>8,.0f} req/s  "
+                    f"[{round_no}/{args.rounds}] {variant.key:<36} {run['rps']:>8,.0f} req/s  "
                     f"p50 {run['p50_ms']:6.2f} ms  p99 {run['p99_ms']:7.2f} ms  start {run['startup_s']:.2f} s  "
                     f"RSS {run['rss_mb']:5.1f} MB  spans {run['spans_received']}/{run['requests_sent']}  "
-                    f"logs {run['logs_received']}" + ("  [BUILD RUNNING]" if run["busy_builds"] else ""),
+                    f"logs {run['logs_received']}  metric points {run['metric_points_received']}"
+                    + (
+                        f"  errors {run['non_2xx'] + run['socket_errors']}"
+                        if run["non_2xx"] + run["socket_errors"]
+                        else ""
+                    )
+                    + ("  [BUILD RUNNING]" if run["busy_builds"] else ""),
                     flush=True,
                 )
     finally:
+        for helper in helpers:
+            helper.stop()
         sink.stop()
 
     rows = summarize(runs, chosen)
@@ -649,6 +990,8 @@ def main(argv: list[str] | None = None) -> int:
         "collector": "otelcol (tests/integration/collector-capture.yaml)" if sink.real else "stand-in (not counted)",
         "settings": {k: v for k, v in vars(args).items() if k != "stand_in_sink"},
         "runs_with_build_running": noisy,
+        "peers": {name: PEERS[name].requirements[0] for name in PEERS} if args.peers else {},
+        "unavailable": unavailable,
         "summary": rows,
         "runs": runs,
     }
@@ -659,7 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep_output:
         shutil.rmtree(work_dir, ignore_errors=True)
     print()
-    print(table(rows))
+    print(table(rows, unavailable))
     print(f"\n{report['date']} · {machine()['cores']} cores · collector: {report['collector']} · JSON: {path}")
     if noisy:
         print(f"!! {noisy} run(s) overlapped a compiler on this machine: treat those numbers with suspicion")
