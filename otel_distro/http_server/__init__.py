@@ -1,12 +1,11 @@
-"""Server spans and HTTP metrics for Flask and FastAPI, identical to the contrib
-instrumentations' in `OTEL_SEMCONV_STABILITY_OPT_IN=http` mode, for about half their CPU per
-request (what remains is mostly the SDK's own span and metric work).
+"""Server spans and HTTP metrics for Flask and FastAPI, following the OpenTelemetry HTTP
+semantic conventions (`_semconv`), under our own instrumentation scope
+(`otel_distro.http_server.fastapi` / `.flask`, the distro's version).
 
-`instrument("flask" | "fastapi", ...)` replaces the framework's app class, as contrib does, so
-apps created afterwards by unmodified code are instrumented. Telemetry keeps contrib's
-instrumentation scope, so dashboards and queries cannot tell the two apart.
-`OTEL_DISTRO_HTTP_INSTRUMENTATION=contrib`, or a setting only contrib implements
-(`contrib_reason`), selects the contrib instrumentation instead.
+`instrument("flask" | "fastapi", ...)` replaces the framework's app class, so apps created
+afterwards by unmodified code are instrumented; FastAPI's native telemetry is switched off in
+them through its public `telemetry` setting. `OTEL_DISTRO_HTTP_INSTRUMENTATION=contrib`, or a
+setting only contrib implements (`contrib_reason`), selects the contrib instrumentation instead.
 """
 
 from __future__ import annotations

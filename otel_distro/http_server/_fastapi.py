@@ -1,59 +1,50 @@
-"""FastAPI: the server span and HTTP metrics of `opentelemetry-instrumentation-fastapi` (its ASGI
-middleware with `send`/`receive` spans excluded), made once.
+"""FastAPI: one server span and the HTTP request metrics per request or WebSocket connection.
 
-The middleware stack is built as contrib builds it (our middleware between two
-`ServerErrorMiddleware`s, an exception recorder inside), so 500s and unhandled exceptions
-produce the same spans, responses and propagation. Per request the headers are indexed once,
-the excluded-URL and route answers are cached, and no send/receive wrappers are created
-beyond the one `send` that sets the response status.
+Our middleware sits between two `ServerErrorMiddleware`s with an exception recorder inside, so a
+failed request's exception is on its span before the inner one turns it into a 500. Per
+request the headers are indexed once and the excluded-URL and route answers are cached.
+FastAPI's own (native) telemetry is switched off through its public `telemetry` setting.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from contextvars import ContextVar
 from timeit import default_timer
 from typing import Any
 
 from opentelemetry import context, trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.asgi import asgi_setter
-from opentelemetry.instrumentation.fastapi import _get_route_details
-from opentelemetry.instrumentation.fastapi.version import __version__
-from opentelemetry.instrumentation.propagators import get_global_response_propagator
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
-from opentelemetry.metrics import get_meter
 from opentelemetry.propagate import extract
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, SpanKind
 from starlette.background import BackgroundTask
 from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.routing import Host, Match, Mount
 
 from otel_distro.http_server._config import Config
-from otel_distro.http_server._recorder import Recorder
+from otel_distro.http_server._request import HeaderList, ServerRequest, end_request, fail, on_response_start
 from otel_distro.http_server._semconv import (
     ACTIVE_KEYS,
-    DURATION_KEYS,
-    SCHEMA_URL,
     Attributes,
-    active_requests,
-    apply_status,
-    duration_histogram,
+    Instruments,
     pick,
-    record_error,
-    request_body_size,
-    response_body_size,
+    redact_query,
     set_int,
     set_method,
     set_user_agent,
     span_name_method,
 )
 
-__all__ = ["fastapi_class", "untrace_background_tasks"]
+__all__ = ["NATIVE_TELEMETRY_OFF", "fastapi_class", "route_template", "untrace_background_tasks"]
 
-SCOPE = "opentelemetry.instrumentation.fastapi"
-_log = logging.getLogger(SCOPE)
+_log = logging.getLogger("otel_distro.http_server.fastapi")
+
+# FastAPI's native telemetry (0.165+), every part of it off: our middleware makes the server
+# span and metrics, and FastAPI's would be a second set of each.
+NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -67,10 +58,12 @@ _MAX_ROUTES_CACHED = 2048
 # The headers list of the request whose server span this context carries. A mounted app is
 # called with the same scope (updated in place), so the same list; another request never is.
 _serving: ContextVar[object] = ContextVar("otel_distro_serving", default=None)
+# The request being served, for the exception recorder inside the error middleware.
+_current: ContextVar[ServerRequest | None] = ContextVar("otel_distro_request", default=None)
 
 
 def _decode(value: bytes) -> str:
-    """contrib's `_decode_header_item`."""
+    """A header name or value: UTF-8, else its bytes escaped rather than failing the request."""
     try:
         return value.decode("utf-8")
     except ValueError:
@@ -90,7 +83,7 @@ def _index(scope: Scope) -> Headers:
 
 
 class _IndexGetter(Getter[Headers]):
-    """`asgi_getter` over the header index: the propagators see the same values."""
+    """Propagators read the request's trace context from the header index."""
 
     def get(self, carrier: Headers, key: str) -> list[str] | None:
         values = carrier.get(key.lower().encode("utf-8"))
@@ -103,15 +96,8 @@ class _IndexGetter(Getter[Headers]):
 _getter = _IndexGetter()
 
 
-def _first(headers: Any, name: bytes) -> bytes | None:
-    for key, value in headers or ():
-        if key.lower() == name:
-            return bytes(value)
-    return None
-
-
 def request_attributes(scope: Scope, index: Headers, server_host: str, port: Any) -> Attributes:
-    """`otel_asgi.collect_request_attributes(scope, HTTP)`, without the mode checks."""
+    """The server span's request attributes from an ASGI scope."""
     result: Attributes = {}
     scheme = scope.get("scheme")
     if scheme:
@@ -128,9 +114,9 @@ def request_attributes(scope: Scope, index: Headers, server_host: str, port: Any
         result["url.path"] = path
         query = scope.get("query_string")
         if isinstance(query, bytes):
-            query = query.decode("utf8", "replace")  # contrib's strict decode would fail the request
+            query = query.decode("utf8", "replace")
         if query:
-            result["url.query"] = query
+            result["url.query"] = redact_query(query)
     method = scope.get("method", "")
     if method:
         set_method(result, method)
@@ -147,9 +133,30 @@ def request_attributes(scope: Scope, index: Headers, server_host: str, port: Any
     return result
 
 
+def route_template(routes: Sequence[Any], scope: Scope) -> str | None:
+    """The path template of the route that serves `scope`, mounts included (`/v1/items/{id}`):
+    Starlette's own choice, the first full match, else the first partial one (wrong method)."""
+    partial = None
+    for route in routes:
+        match, child_scope = route.matches(scope)
+        if match is Match.FULL:
+            if isinstance(route, (Mount, Host)):
+                inner = route.routes
+                if not inner:  # a mounted app without routes (static files, a WSGI app)
+                    return str(route.path_format) if isinstance(route, Mount) else None
+                template = route_template(inner, {**scope, **child_scope})
+                if template is None:
+                    return None
+                return route.path + template if isinstance(route, Mount) else template
+            return str(route.path)
+        if match is Match.PARTIAL and partial is None:
+            partial = str(route.path)
+    return partial
+
+
 class _ExceptionRecorder:
-    """contrib's `ExceptionHandlerMiddleware`: the exception on the server span before the
-    inner `ServerErrorMiddleware` turns it into a 500."""
+    """Puts an escaping exception on the request's span before the inner `ServerErrorMiddleware`
+    turns it into a 500 (and the response ends the request)."""
 
     def __init__(self, app: AsgiApp) -> None:
         self.app = app
@@ -158,43 +165,45 @@ class _ExceptionRecorder:
         try:
             await self.app(scope, receive, send)
         except Exception as exc:
-            span = trace.get_current_span()
-            if span.is_recording():
-                record_error(span, exc)
+            request = _current.get()
+            if request is not None:
+                fail(request, exc)
             raise
 
 
 class _Middleware:
-    """contrib's `OpenTelemetryMiddleware` for `http` and `websocket` scopes, send/receive spans
-    excluded, in `OTEL_SEMCONV_STABILITY_OPT_IN=http` mode."""
+    """Starts the server span of each HTTP request and WebSocket connection, and ends it through
+    `end_request` when the last body message is sent or the app gives up."""
 
     def __init__(self, app: AsgiApp, server: _FastAPIServer) -> None:
         self.app = app
         self._server = server
-        self._tracer = server.tracer
+        self._instruments = server.instruments
+        self._tracer = server.instruments.tracer
         self._excluded = server.config.excluded
         self._request_ids = server.config.request_ids
         self._routes: dict[tuple[Any, ...], str | None] = {}
-        # Contrib keeps the last response's Content-Length on the middleware, not per request.
-        self.content_length_header: int | None = None
 
     def _route(self, scope: Scope, index: Headers) -> str | None:
+        """`http.route`: the template under the application root (`root_path`), cached."""
         app = scope["app"]
         host = index.get(b"host")
+        root_path = scope.get("root_path", "")
         key = (
             id(app),
             len(app.routes),
             scope["type"],
             scope.get("method"),
             scope.get("path"),
-            scope.get("root_path"),
+            root_path,
             host[0] if host else None,
         )
         try:
             return self._routes[key]
         except KeyError:
             pass
-        route: str | None = _get_route_details(scope)
+        template = route_template(app.routes, scope)
+        route = root_path.rstrip("/") + template if template is not None else None
         if len(self._routes) >= _MAX_ROUTES_CACHED:
             self._routes.clear()
         self._routes[key] = route
@@ -204,6 +213,11 @@ class _Middleware:
         start = default_timer()
         kind = scope["type"]
         if kind not in ("http", "websocket") or not is_http_instrumentation_enabled():
+            return await self.app(scope, receive, send)
+        headers, serving_before = scope.get("headers"), _serving.get()
+        if serving_before is not None and serving_before is headers:
+            # A mounted instrumented app: the outer app's span already covers this request
+            # (its route names the mounted path), and one request is measured once.
             return await self.app(scope, receive, send)
         index = _index(scope)
         server = scope.get("server") or ("0.0.0.0", 80)
@@ -223,140 +237,110 @@ class _Middleware:
             attributes["http.route"] = route
         ids = self._request_ids
         http = kind == "http"
-        if ids is not None and http:  # the request hook's attribute, set at start rather than after
+        if ids is not None and http:  # recorded at the span's start, so samplers and processors see it
             inbound = index.get(ids.asgi_key)
             request_id = attributes["request.id"] = ids.choose(inbound[0].decode("latin-1") if inbound else None)
         parent = context.get_current()
         token = None
-        headers, serving_before = scope.get("headers"), _serving.get()
         if trace.get_current_span(parent) is INVALID_SPAN:
             parent = extract(index, getter=_getter)
             token = context.attach(parent)
             span_kind = SpanKind.SERVER
-        elif serving_before is not None and serving_before is not headers:
+        elif serving_before is not None:
             # Another request's span, left current by asyncio: a reader resumed inside a request's
             # receive() (bodies over 64 KiB) or a pipelined request started from its last send()
             # runs in that request's context. This request starts afresh.
             parent = extract(index, getter=_getter, context=Context())
             token = context.attach(parent)
             span_kind = SpanKind.SERVER
-        else:
+        else:  # the app is called inside a span of the caller's (in-process, tests)
             span_kind = SpanKind.INTERNAL
-        serving = _serving.set(headers)
         span = self._tracer.start_span(name, parent, span_kind, attributes)
-        active_attributes = pick(attributes, ACTIVE_KEYS)
+        request = ServerRequest(span, attributes, start, metered=http, head=scope.get("method") == "HEAD")
         if http:
-            self._server.active.record(1, active_attributes)
+            size = index.get(b"content-length")
+            if size:
+                request.request_size = _to_int(size[0])
+            self._instruments.active.record(1, pick(attributes, ACTIVE_KEYS))
+        serving, current = _serving.set(headers), _current.set(request)
         try:
             if ids is not None and http:
                 ids.activate(span, request_id, str(scope.get("method", "")), str(scope.get("path", "")))
-            await self._call_in_span(span, parent, scope, receive, send, attributes)
+            await self._call_in_span(request, parent, scope, receive, send)
         finally:
-            if http:
-                self._record(span, start, attributes, active_attributes, index)
             _serving.reset(serving)
+            _current.reset(current)
             if token:
                 context.detach(token)
-            if span.is_recording():
-                span.end()
 
     async def _call_in_span(
-        self,
-        span: Span,
-        parent: Context,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        attributes: Attributes,
+        self, request: ServerRequest, parent: Context, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """`with trace.use_span(span)`: current while the app runs; an escaping exception is recorded."""
+        """The app runs with the span current; the request ends inside it, an exception's too."""
+        span_token = context.attach(trace.set_span_in_context(request.span, parent))
         try:
-            span_token = context.attach(trace.set_span_in_context(span, parent))
-            try:
-                await self.app(scope, receive, self._send(span, send, attributes))
-            finally:
-                context.detach(span_token)
-        except Exception as exc:
-            if span.is_recording():
-                record_error(span, exc)
+            await self.app(scope, receive, self._send(request, send))
+        except BaseException as exc:  # a client gone (CancelledError) ends the request too
+            fail(request, exc)
+            end_request(request, self._instruments, self._request_ids)
             raise
+        finally:
+            end_request(request, self._instruments, self._request_ids)
+            context.detach(span_token)
 
-    def _send(self, span: Span, send: Send, attributes: Attributes) -> Send:
+    def _send(self, request: ServerRequest, send: Send) -> Send:
+        instruments, request_ids = self._instruments, self._request_ids
+
+        counting = False  # no Content-Length: the body's size is what is sent
+
         async def otel_send(message: Message) -> None:
+            nonlocal counting
             kind = message["type"]
-            status = message["status"] if kind == "http.response.start" else 200 if kind == "websocket.send" else None
-            if status:
-                text = str(status)
-                try:
-                    code = int(status)
-                except ValueError:
-                    code = -1
-                apply_status(span, attributes, code, text)
-            propagator = get_global_response_propagator()
-            # Contrib also injects into body messages, whose headers no server reads: skipped.
-            if propagator and kind != "http.response.body":
-                propagator.inject(message, context=trace.set_span_in_context(span, Context()), setter=asgi_setter)
-            content_length = _first(message.get("headers"), b"content-length")
-            if content_length:
-                self._remember_content_length(content_length)
+            if kind == "http.response.body":
+                if counting:
+                    request.response_size = (request.response_size or 0) + len(message.get("body", b""))
+                await send(message)
+                if not message.get("more_body", False):
+                    end_request(request, instruments, request_ids)
+                return
+            if kind == "http.response.start" or kind == "websocket.accept":
+                headers = [(_decode(k), _decode(v)) for k, v in message.get("headers") or ()]
+                count = len(headers)
+                on_response_start(request, message["status"] if kind == "http.response.start" else 200, headers)
+                counting = request.response_size is None
+                if len(headers) > count:
+                    message["headers"] = [*(message.get("headers") or ()), *_encode(headers[count:])]
             await send(message)
-            if kind == "http.response.body" and not message.get("more_body", False):
-                span.end()
 
         return otel_send
 
-    def _remember_content_length(self, value: bytes) -> None:
-        try:
-            self.content_length_header = int(_decode(value))
-        except ValueError:
-            return
 
-    def _record(
-        self, span: Span, start: float, attributes: Attributes, active_attributes: Attributes, index: Headers
-    ) -> None:
-        server = self._server
-        duration_attributes = pick(attributes, DURATION_KEYS)
-        span_context = trace.set_span_in_context(span)
-        server.duration.record(max(default_timer() - start, 0), duration_attributes, context=span_context)
-        server.active.record(-1, active_attributes)
-        if self.content_length_header:
-            server.response_size.record(self.content_length_header, duration_attributes, context=span_context)
-        request_size = index.get(b"content-length")
-        if request_size:
-            try:
-                amount = int(_decode(request_size[0]))
-            except ValueError:
-                return
-            server.request_size.record(amount, duration_attributes, context=span_context)
+def _encode(headers: HeaderList) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
-# FastAPI (0.16x) turns its own native telemetry off when it finds contrib's middleware in the
-# built stack, matched by module and class name: ours stands in for contrib's, so it must be
-# found the same way, or every request would get a second set of spans and metrics.
-_Middleware.__name__ = "OpenTelemetryMiddleware"
-_Middleware.__module__ = "opentelemetry.instrumentation.asgi"
+def _to_int(value: bytes) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 class _FastAPIServer:
-    """One app's tracer, meter and instruments, under contrib's scope."""
+    """One app's instruments and configuration."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.tracer = trace.get_tracer(SCOPE, __version__, config.tracer_provider, schema_url=SCHEMA_URL)
-        meter = get_meter(SCOPE, __version__, config.meter_provider, schema_url=SCHEMA_URL)
-        self.duration = Recorder(duration_histogram(meter), negative_allowed=False)
-        self.response_size = Recorder(response_body_size(meter), negative_allowed=False)
-        self.request_size = Recorder(request_body_size(meter), negative_allowed=False)
-        self.active = Recorder(active_requests(meter), negative_allowed=True)
-        _trace_background_tasks(self.tracer)
+        self.instruments = Instruments("fastapi", config.tracer_provider, config.meter_provider)
+        _trace_background_tasks(self.instruments.tracer)
 
     def wrap(self, stack: Any) -> Any:
-        """contrib's `build_middleware_stack`, with our middleware in place of its own."""
+        """The app's middleware stack with ours between two `ServerErrorMiddleware`s."""
         if not isinstance(stack, ServerErrorMiddleware):
             _log.error(
-                "Skipping FastAPI instrumentation due to unexpected middleware stack: expected %s, got %s",
+                "otel-distro: FastAPI app not instrumented: its middleware stack starts with %s, not %s",
+                type(stack).__name__,
                 ServerErrorMiddleware.__name__,
-                type(stack),
             )
             return stack
         inner = ServerErrorMiddleware(app=_ExceptionRecorder(stack.app), handler=stack.handler, debug=stack.debug)
@@ -386,10 +370,12 @@ def untrace_background_tasks() -> None:
 
 
 def fastapi_class(base: type, config: Config) -> type:
-    """A subclass of `fastapi.FastAPI` whose every new app builds an instrumented stack."""
+    """A subclass of `fastapi.FastAPI` whose every new app builds an instrumented stack and has
+    FastAPI's native telemetry off (the app's other `telemetry` settings are kept)."""
 
     class FastAPI(base):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["telemetry"] = {**(kwargs.get("telemetry") or {}), **NATIVE_TELEMETRY_OFF}
             super().__init__(*args, **kwargs)
             self._otel_distro_server = _FastAPIServer(config)
             self._is_instrumented_by_opentelemetry = True

@@ -1,9 +1,9 @@
-"""Flask: the server span and HTTP metrics of `opentelemetry-instrumentation-flask`, made once.
+"""Flask: one server span and the HTTP request metrics per request.
 
-Same hook points as contrib (a `wsgi_app` wrapper for metrics and the response, a
-`before_request` that starts the span once the route is known, a `teardown_request` that
-ends it), but the request attributes are collected once, the excluded-URL answer is cached,
-and the request context is read from Flask's context variable instead of through proxies.
+A `wsgi_app` wrapper decides exclusion and counts the request active; a `before_request` hook
+starts the span once the route is known; the response's `start_response` is its response start;
+our `teardown_request` (the last to run) ends it. With `stream_with_context` Flask tears the
+request down after the body is streamed, so the span and the duration cover the stream.
 """
 
 from __future__ import annotations
@@ -16,27 +16,20 @@ from timeit import default_timer
 from typing import Any
 
 from opentelemetry import context, trace
-from opentelemetry.instrumentation.flask.version import __version__
-from opentelemetry.instrumentation.propagators import get_global_response_propagator
-from opentelemetry.instrumentation.wsgi import default_response_propagation_setter, wsgi_getter
-from opentelemetry.metrics import get_meter
+from opentelemetry.instrumentation.wsgi import wsgi_getter
 from opentelemetry.propagate import extract
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, SpanKind
 from opentelemetry.util.http import normalize_user_agent
+from werkzeug.wsgi import get_current_url
 
 from otel_distro.http_server._config import Config
-from otel_distro.http_server._recorder import Recorder
+from otel_distro.http_server._request import ServerRequest, end_request, fail, on_response_start
 from otel_distro.http_server._semconv import (
     ACTIVE_KEYS,
-    DURATION_KEYS,
-    SCHEMA_URL,
     Attributes,
-    active_requests,
-    apply_status,
-    duration_histogram,
+    Instruments,
     pick,
-    record_error,
-    sanitize_method,
+    redact_query,
     set_int,
     set_method,
     set_user_agent,
@@ -45,11 +38,10 @@ from otel_distro.http_server._semconv import (
 
 __all__ = ["flask_class"]
 
-SCOPE = "opentelemetry.instrumentation.flask"
 _STATE = "otel_distro.http_server"
 _SQLCOMMENTER = "SQLCOMMENTER_ORM_TAGS_AND_VALUES"
 _FRAMEWORK = f"flask:{version('flask')}"
-_log = logging.getLogger(SCOPE)  # contrib's logger: the same warning under the same name
+_log = logging.getLogger("otel_distro.http_server.flask")
 
 try:  # Flask 2.2+: the request context is a context variable; read it without the proxies
     from flask.globals import _cv_request
@@ -71,7 +63,7 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def request_attributes(environ: dict[str, Any]) -> Attributes:
-    """`otel_wsgi.collect_request_attributes(environ, HTTP)`, without the mode checks."""
+    """The server span's request attributes from a WSGI environ."""
     result: Attributes = {}
     set_method(result, environ.get("REQUEST_METHOD", ""))
     scheme = environ.get("wsgi.url_scheme")
@@ -81,7 +73,7 @@ def request_attributes(environ: dict[str, Any]) -> Attributes:
     if host:
         result["server.address"] = host
     port = environ.get("SERVER_PORT")
-    if port and str(port).isdigit():  # contrib's int() would raise and fail the request
+    if port and str(port).isdigit():
         set_int(result, "server.port", int(port))
     target = environ.get("RAW_URI")
     if target is None:
@@ -91,7 +83,7 @@ def request_attributes(environ: dict[str, Any]) -> Attributes:
         if path:
             result["url.path"] = path
         if query:
-            result["url.query"] = query
+            result["url.query"] = redact_query(query)
     remote_addr = environ.get("REMOTE_ADDR")
     if remote_addr:
         result["client.address"] = remote_addr
@@ -114,15 +106,6 @@ def request_attributes(environ: dict[str, Any]) -> Attributes:
     return result
 
 
-def _fallback_span_name(environ: dict[str, Any]) -> str:
-    """`otel_wsgi.get_default_span_name`: the raw path when no route matched."""
-    method = sanitize_method(str(environ.get("REQUEST_METHOD", "")).strip())
-    if method == "_OTHER":
-        return "HTTP"
-    path = str(environ.get("PATH_INFO", "")).strip()
-    return f"{method} {path}" if method and path else method
-
-
 def _url_key(environ: dict[str, Any]) -> tuple[Any, ...]:
     """Everything werkzeug builds `request.url` from."""
     get = environ.get
@@ -137,125 +120,79 @@ def _url_key(environ: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-class _Request:
+class _State:
     """What one request's hooks share, kept in its WSGI environ."""
 
-    __slots__ = ("attributes", "checked", "excluded", "request_ctx", "route", "span", "start_ns", "token", "traced")
+    __slots__ = ("attributes", "request", "request_ctx", "start", "start_ns", "token")
 
-    def __init__(self, attributes: Attributes, start_ns: int | None) -> None:
+    def __init__(self, attributes: Attributes) -> None:
         self.attributes = attributes
-        self.start_ns = start_ns
-        self.checked = False
-        self.excluded = False
-        self.traced = True
-        self.route: str | None = None
-        self.span: Span | None = None
+        self.start_ns = time_ns()
+        self.start = default_timer()
+        self.request: ServerRequest | None = None  # once the span started
         self.token: object = None
         self.request_ctx: object = None
 
 
 class _FlaskServer:
-    """Instruments one app: tracer, meter and instruments under contrib's scope."""
+    """Instruments one app."""
 
     def __init__(self, config: Config) -> None:
-        self._config = config
         self._request_ids = config.request_ids
         self._excluded = config.excluded
-        meter = get_meter(SCOPE, __version__, config.meter_provider, schema_url=SCHEMA_URL)
-        self._duration = Recorder(duration_histogram(meter), negative_allowed=False)
-        self._active = Recorder(active_requests(meter), negative_allowed=True)
-        self._tracer = trace.get_tracer(SCOPE, __version__, config.tracer_provider, schema_url=SCHEMA_URL)
+        self._instruments = Instruments("flask", config.tracer_provider, config.meter_provider)
 
     def instrument(self, app: Any) -> None:
         app._original_wsgi_app = app.wsgi_app
         app.wsgi_app = self._wrap(app.wsgi_app)
-        # The names contrib uses, so its `uninstrument_app` still works on our apps.
+        # Under the names contrib's `uninstrument_app` looks for, so it can undo ours too.
         app._before_request = self._before_request
         app.before_request(self._before_request)
         app._teardown_request = self._teardown_request
-        app.teardown_request(self._teardown_request)
+        app.teardown_request(self._teardown_request)  # registered first, so run last
         app._is_instrumented_by_opentelemetry = True
 
-    def _is_excluded(self, environ: dict[str, Any], request: Any) -> bool:
-        return self._excluded.excluded(_url_key(environ), lambda: str(request.url))
-
     def _wrap(self, wsgi_app: WsgiApp) -> WsgiApp:
-        active, duration = self._active, self._duration
+        instruments, excluded = self._instruments, self._excluded
 
         def _wrapped_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            start_ns = time_ns()
-            start = default_timer()
-            state = _Request(request_attributes(environ), start_ns)
-            environ[_STATE] = state
+            if excluded.excluded(_url_key(environ), lambda: get_current_url(environ)):
+                return wsgi_app(environ, start_response)
+            state = environ[_STATE] = _State(request_attributes(environ))
             active_attributes = pick(state.attributes, ACTIVE_KEYS)
-            active.record(1, active_attributes)
+            instruments.active.record(1, active_attributes)
 
             def _start_response(status: str, headers: list[tuple[str, str]], *args: Any, **kwargs: Any) -> Any:
-                self._response_started(state, environ, status, headers)
+                if state.request is not None:
+                    on_response_start(state.request, status.partition(" ")[0], headers)
                 return start_response(status, headers, *args, **kwargs)
 
             try:
-                result = wsgi_app(environ, _start_response)
-                if state.traced:
-                    attributes = pick(state.attributes, DURATION_KEYS)
-                    if state.route:
-                        attributes["http.route"] = state.route
-                    metrics_context = trace.set_span_in_context(state.span)  # type: ignore[arg-type]
-                    duration.record(max(default_timer() - start, 0), attributes, context=metrics_context)
-                return result
+                return wsgi_app(environ, _start_response)
             finally:
-                active.record(-1, active_attributes)
+                if state.request is None:  # no span was started (a failing earlier hook)
+                    instruments.active.record(-1, active_attributes)
 
         return _wrapped_app
-
-    def _response_started(self, state: _Request, environ: dict[str, Any], status: str, headers: list[Any]) -> None:
-        request_ctx = _request_ctx()
-        if state.checked:
-            traced = not state.excluded
-        else:  # no before_request ran for this environ: decide as contrib does, from the request
-            traced = request_ctx is not None and not self._is_excluded(environ, request_ctx.request)
-        state.traced = traced
-        if not traced:
-            return
-        if request_ctx is not None:
-            rule = request_ctx.request.url_rule
-            state.route = str(rule) if rule else None
-        span = state.span
-        propagator = get_global_response_propagator()
-        if propagator:
-            propagator.inject(headers, setter=default_response_propagation_setter)
-        if span:
-            code_str = status.partition(" ")[0]
-            try:
-                code = int(code_str)
-            except ValueError:
-                code = -1
-            apply_status(span, state.attributes, code, code_str)
-        else:
-            _log.warning("Flask environ's OpenTelemetry span missing at _start_response(%s)", status)
-        if self._request_ids is not None:
-            self._request_ids.wsgi_response_hook(span, status, headers)  # type: ignore[arg-type]
 
     def _before_request(self) -> None:
         request_ctx = _request_ctx()
         request = request_ctx.request
         environ = request.environ
         state = environ.get(_STATE)
-        if state is None:  # a request context not made by a WSGI call (test_request_context)
-            state = environ[_STATE] = _Request(request_attributes(environ), None)
-        state.excluded = self._is_excluded(environ, request)
-        state.checked = True
-        if state.excluded:
+        if state is None or state.request is not None:  # excluded, or not a request of ours
             return
         rule = request.url_rule
         attributes = dict(state.attributes)
+        method = span_name_method(environ.get("REQUEST_METHOD", ""))
         if rule:
-            attributes["http.route"] = rule.rule
-            name = f"{span_name_method(environ.get('REQUEST_METHOD', ''))} {rule.rule}"
-        else:
-            name = _fallback_span_name(environ)
+            route = environ.get("SCRIPT_NAME", "").rstrip("/") + rule.rule  # under the application root
+            attributes["http.route"] = route
+            name = f"{method} {route}"
+        else:  # no route matched: the path would make the name unbounded
+            name = method
         ids = self._request_ids
-        if ids is not None:  # the request hook's attribute, set at start rather than after
+        if ids is not None:  # recorded at the span's start, so samplers and processors see it
             request_id = attributes["request.id"] = ids.choose(environ.get(ids.wsgi_key))
         parent = context.get_current()
         if trace.get_current_span(parent) is INVALID_SPAN:
@@ -263,18 +200,20 @@ class _FlaskServer:
             kind = SpanKind.SERVER
         else:
             kind = SpanKind.INTERNAL
-        span = self._tracer.start_span(name, parent, kind, attributes, start_time=state.start_ns)
+        span = self._instruments.tracer.start_span(name, parent, kind, attributes, start_time=state.start_ns)
+        served = ServerRequest(span, attributes, state.start, metered=True, head=request.method == "HEAD")
+        size = request.content_length
+        served.request_size = size if size else None
         if ids is not None:
-            method, path = str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", ""))
-            ids.activate(span, request_id, method, path)
+            ids.activate(span, request_id, str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", "")))
         tags = {"framework": _FRAMEWORK}
         if request.endpoint:
             tags["controller"] = request.endpoint
         if rule and rule.rule:
             tags["route"] = rule.rule
-        # Contrib attaches the parent, the span and the SQLCommenter tags in three steps.
+        # The SQLCommenter tags contrib's database instrumentations read from the context.
         state.token = context.attach(context.set_value(_SQLCOMMENTER, tags, trace.set_span_in_context(span, parent)))
-        state.span = span
+        state.request = served
         state.request_ctx = request_ctx
 
     def _teardown_request(self, exc: BaseException | None) -> None:
@@ -285,13 +224,13 @@ class _FlaskServer:
         # Only the request context that started the span ends it (copy_current_request_context).
         if state is None or state.token is None or state.request_ctx is not request_ctx:
             return
-        token, span = state.token, state.span
+        token = state.token
         state.token = None
         try:
+            if exc is not None:
+                fail(state.request, exc)
+            end_request(state.request, self._instruments, self._request_ids)
             context.detach(token)
-            if isinstance(exc, Exception) and span.is_recording():
-                record_error(span, exc)
-            span.end()
         except (RuntimeError, AttributeError, ValueError) as error:
             _log.debug("Error during request teardown: %s", error, exc_info=True)
 

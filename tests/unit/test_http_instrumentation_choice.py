@@ -183,5 +183,5 @@ class TestHookIn:
 
         assert app.test_client().get("/nowhere").status_code == 404
         [span] = spans.get_finished_spans()
-        assert span.name == "GET /nowhere"
+        assert span.name == "GET"  # no route matched: the method alone
         assert span.attributes is not None and span.attributes["request.id"]
