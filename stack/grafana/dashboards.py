@@ -155,17 +155,16 @@ def rising() -> str:
     return f"((timestamp({errors}) and {went_up}) {ENV_JOIN} {RELEASE_JOIN})"
 
 
-def seen(range_: str, first: bool) -> str:
-    """When a group was first or last seen over ``range_``, as unix seconds: the earliest or latest sample
-    of a minute in which one of its series went up or appeared (to the minute)."""
-    if first:
-        return f"min by ({ISSUE}) (min_over_time({rising()}[{range_}:1m]))"
+def last_seen(range_: str) -> str:
+    """When a group was last seen over ``range_``, as unix seconds: the latest sample of a minute in which
+    one of its series went up or appeared (to the minute)."""
     return f"max by ({ISSUE}) (max_over_time({rising()}[{range_}:1m]))"
 
 
 def first_release(range_: str) -> str:
-    """Per group, the release (label ``service_version``) of the series that went up first over
-    ``range_``; the value is that first time in unix seconds. ``bottomk`` keeps the series' labels."""
+    """When a group was first seen over ``range_`` (unix seconds, to the minute, as ``last_seen``) and in
+    which release: label ``service_version`` of the release whose series went up first. ``bottomk``
+    keeps the labels of the earliest of the per-release first times."""
     by_release = f"min by ({ISSUE}, service_version) (min_over_time({rising()}[{range_}:1m]))"
     return f"bottomk by ({ISSUE}) (1, {by_release})"
 
@@ -616,7 +615,7 @@ def issue_columns(range_: str, new: bool = False) -> list[tuple[str, Query]]:
     return [
         ("count", Query(f"{errors_in(range_)} > 0{unless}", instant=True)),
         ("first seen", Query(f"1000 * {first_release(range_)}{unless}", instant=True)),
-        ("last seen", Query(f"1000 * {seen(range_, first=False)}{unless}", instant=True)),
+        ("last seen", Query(f"1000 * {last_seen(range_)}{unless}", instant=True)),
         ("routes", Query(f"{top_route(range_)}{unless}", instant=True)),
     ]
 
