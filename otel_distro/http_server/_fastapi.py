@@ -297,9 +297,9 @@ class _Middleware:
             nonlocal counting
             kind = message["type"]
             if kind == "http.response.body":
-                if counting:
-                    request.response_size = (request.response_size or 0) + len(message.get("body", b""))
                 await send(message)
+                if counting:  # once sent: a client gone mid-stream got only what was sent before
+                    request.response_size = (request.response_size or 0) + len(message.get("body", b""))
                 if not message.get("more_body", False):
                     end_request(request, instruments, request_ids)
                 return

@@ -40,6 +40,7 @@ from otel_distro import http_server
 from otel_distro.error_group import ATTRIBUTE as ERROR_GROUP
 from otel_distro.request_id import RequestIdPropagator, RequestIdResponsePropagator, RequestIds
 from otel_distro.request_log import LOGGER_NAME, RequestLog
+from tests.unit.http_server.conftest import asgi_call, asgi_scope
 
 EXCLUDED = "/health,/metrics$"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -623,3 +624,64 @@ def _call_websocket(app: Any, call: Call) -> tuple[int, list[tuple[str, str]]]:
     accept = next((m for m in messages if m["type"] == "websocket.accept"), {"headers": []})
     kinds = len(messages)
     return kinds, [(bytes(k).decode(), bytes(v).decode()) for k, v in accept.get("headers") or []]
+
+
+def _concurrent_sizes(implementation: str) -> dict[str, list[float]]:
+    """A streamed response (Content-Length 15) still sending while another (1000 bytes) starts
+    and ends: the response body sizes each implementation records, by route."""
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
+    providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
+    contrib = FastAPIInstrumentor()
+    if implementation == "contrib":
+        contrib.instrument(exclude_spans=["send", "receive"], **providers)
+    else:
+        http_server.instrument("fastapi", **providers)
+    release = asyncio.Event()
+    try:
+        app = fastapi.FastAPI()
+
+        @app.get("/stream")
+        async def stream() -> StreamingResponse:
+            async def chunks() -> AsyncIterator[bytes]:
+                yield b"a" * 10
+                await release.wait()
+                yield b"b" * 5
+
+            return StreamingResponse(chunks(), headers={"content-length": "15"})
+
+        @app.get("/big")
+        async def big() -> fastapi.Response:
+            return fastapi.Response(b"x" * 1000)
+
+        async def go() -> None:
+            slow = asyncio.create_task(asgi_call(app, asgi_scope("GET", "/stream")))
+            await asyncio.sleep(0.01)
+            await asgi_call(app, asgi_scope("GET", "/big"))
+            release.set()
+            await slow
+
+        asyncio.run(go())
+    finally:
+        if implementation == "contrib":
+            contrib.uninstrument()
+        else:
+            http_server.uninstrument("fastapi")
+    sizes: dict[str, list[float]] = {}
+    data = reader.get_metrics_data()
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == "http.server.response.body.size":
+                    for point in metric.data.data_points:
+                        sizes[str(point.attributes["http.route"])] = [point.sum]  # type: ignore[union-attr,index]
+    return sizes
+
+
+class TestConcurrentResponseSizes:
+    def test_contrib_records_another_requests_size_ours_does_not(self) -> None:
+        """contrib keeps the last Content-Length on its middleware, shared by every request:
+        the stream ending after /big records /big's 1000 bytes. Ours keeps it per request."""
+        assert _concurrent_sizes("contrib") == {"/stream": [1000], "/big": [1000]}
+        assert _concurrent_sizes("distro") == {"/stream": [15], "/big": [1000]}
