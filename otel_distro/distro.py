@@ -66,6 +66,11 @@ def _instrument_server(name: str, contrib: Any, settings: Settings, kwargs: dict
     """Ours unless a setting needs contrib; the contrib instrumentor is marked either way."""
     from otel_distro import http_server
 
+    if settings.http_metrics == "collector":
+        # Rate, errors and duration come from the collector's span metrics: no HTTP metrics here.
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        kwargs = {**kwargs, "meter_provider": NoOpMeterProvider()}
     reason = http_server.contrib_reason(name, settings)
     if reason is None:
         excluded_urls = kwargs.get("excluded_urls", upstream_excluded_urls(name, settings))
