@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/request_path.py                    # 5 interleaved rounds
     .venv/bin/python benchmarks/request_path.py --requests 3000 --rounds 3 --frameworks flask
+    .venv/bin/python benchmarks/request_path.py --only ours --tree before=/tmp/a --tree after=/tmp/b
+
+`--tree NAME=DIR` adds a variant `ours@NAME` importing `otel_distro` from DIR (for example a
+`git archive` of a commit), so two versions of the code are compared interleaved in one run.
 
 `benchmarks/apps/drive.py` calls the hello app directly (ASGI scope / WSGI environ) in a loop,
 plain or under `opentelemetry-instrument`, exporting to the real collector. Each variant runs
@@ -31,9 +35,11 @@ import run
 VARIANTS = ("none", "stock", "ours", "stock+no-export", "ours+no-export", "ours+access_log=off")
 
 
-def _variant(framework: str, name: str) -> run.Variant:
-    kind = name.split("+")[0]
+def _variant(framework: str, name: str, trees: dict[str, str] | None = None) -> run.Variant:
+    kind = name.split("+")[0].split("@")[0]
     env: tuple[tuple[str, str], ...] = ()
+    if "@" in name:
+        env = (("PYTHONPATH", (trees or {})[name.split("@", 1)[1]]),)
     if name.endswith("+no-export"):
         env = run._NO_EXPORT
     elif name == "ours+access_log=off":
@@ -47,7 +53,7 @@ def measure(variant: run.Variant, requests: int, sink: run.Sink, work_dir: Path)
     argv = [str(bin_dir / "python"), "drive.py", variant.framework, str(requests), variant.path, str(result)]
     if variant.kind != "none":
         argv = [str(bin_dir / "opentelemetry-instrument"), *argv]
-    service = f"path-{variant.framework}-{variant.name}".replace("+", "-").replace("=", "-")
+    service = f"path-{variant.framework}-{variant.name}".replace("+", "-").replace("=", "-").replace("@", "-")
     subprocess.run(
         argv,
         env=run._env(variant, service, sink.endpoint),
@@ -65,13 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=5000, help="measured requests per run")
     parser.add_argument("--frameworks", default="fastapi,flask")
     parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variant names")
+    parser.add_argument("--tree", action="append", default=[], help="NAME=DIR: also run ours from DIR (repeatable)")
     args = parser.parse_args(argv)
 
-    run.ensure_stock_venv()
     names = [n for n in args.only.split(",") if n]
     if "none" not in names:
         names.insert(0, "none")
-    chosen = [_variant(f, n) for f in args.frameworks.split(",") for n in names]
+    trees = dict(tree.split("=", 1) for tree in args.tree)
+    names += [f"ours@{name}" for name in trees]
+    if any(n.startswith("stock") for n in names):
+        run.ensure_stock_venv()
+    chosen = [_variant(f, n, trees) for f in args.frameworks.split(",") for n in names]
     run.RESULTS.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="path-", dir=run.RESULTS))
     sink = run.Sink(work_dir)
@@ -94,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for variant in chosen:
         thread = statistics.median(s["thread_us"] for s in samples[variant.key])
         process = statistics.median(s["process_us"] for s in samples[variant.key])
-        base = samples[f"{variant.framework}/none"]
+        base = next(samples[v.key] for v in chosen if v.framework == variant.framework and v.name == "none")
         base_thread = statistics.median(s["thread_us"] for s in base)
         base_process = statistics.median(s["process_us"] for s in base)
         print(
