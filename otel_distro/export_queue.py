@@ -24,6 +24,7 @@ SDK processors are used instead, so those metrics stay the SDK's.
 from __future__ import annotations
 
 import collections
+import copy
 import logging
 import os
 import threading
@@ -327,8 +328,12 @@ class LogQueueProcessor(LogRecordProcessor):
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         record = log_record.log_record
-        copied = object.__new__(type(record))
-        copied.__dict__.update(record.__dict__)
+        fields = getattr(record, "__dict__", None)
+        if fields is not None:
+            copied = object.__new__(type(record))
+            copied.__dict__.update(fields)
+        else:  # a record class of another shape: the SDK's own copy
+            copied = copy.copy(record)
         copied.context = Context()
         queued = (copied, log_record.resource, log_record.instrumentation_scope, log_record.limits)
         self._thread.put(self._channel, queued)

@@ -271,3 +271,21 @@ class TestUnreachableCollector:
         tracer_provider.shutdown()
         assert [s.name for s in spans.items] == ["before"]
         assert spans.shut
+
+
+class TestFork:
+    def test_a_forked_child_starts_empty_with_a_thread_of_its_own(self) -> None:
+        blocked = threading.Event()
+        thread = ExportThread(_settings())
+        spans = _Keep(block=blocked)
+        tracer_provider = TracerProvider(shutdown_on_exit=False)
+        tracer_provider.add_span_processor(thread.span_processor(spans))
+        tracer_provider.get_tracer("t").start_span("parent's").end()
+        parents = thread._thread
+        thread._after_fork()  # what os.register_at_fork runs in the child
+        assert thread._thread is not parents and thread._thread is not None and thread._thread.is_alive()
+        assert not thread._channels[0].queue  # the parent exports what it queued
+        blocked.set()
+        tracer_provider.get_tracer("t").start_span("child's").end()
+        tracer_provider.shutdown()
+        assert [s.name for s in spans.items] == ["child's"]
