@@ -2,20 +2,23 @@
 
 A `wsgi_app` wrapper decides exclusion and counts the request active; a `before_request` hook
 starts the span once the route is known; the response's `start_response` is its response start;
-our `teardown_request` (the last to run) ends it. With `stream_with_context` Flask tears the
-request down after the body is streamed, so the span and the duration cover the stream.
+our `teardown_request` (the last to run) ends it. A streamed response ends when the server
+closes its body instead, so the span (current while the body is generated) and the duration
+cover the stream.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import Token
 from importlib.metadata import version
 from time import time_ns
 from timeit import default_timer
 from typing import Any
 
 from opentelemetry import context, trace
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.wsgi import wsgi_getter
 from opentelemetry.propagate import extract
 from opentelemetry.trace import INVALID_SPAN, SpanKind
@@ -123,15 +126,38 @@ def _url_key(environ: dict[str, Any]) -> tuple[Any, ...]:
 class _State:
     """What one request's hooks share, kept in its WSGI environ."""
 
-    __slots__ = ("attributes", "request", "request_ctx", "start", "start_ns", "token")
+    __slots__ = ("attributes", "deferred", "request", "request_ctx", "start", "start_ns", "streamed", "token")
 
     def __init__(self, attributes: Attributes) -> None:
         self.attributes = attributes
         self.start_ns = time_ns()
         self.start = default_timer()
         self.request: ServerRequest | None = None  # once the span started
-        self.token: object = None
+        self.token: Token[Context] | None = None
         self.request_ctx: object = None
+        self.streamed = False  # the response body is generated while the server sends it
+        self.deferred = False  # so the request ends after it, not at the first teardown
+
+
+class _ClosingBody:
+    """A streamed response's body: the request ends when the server closes it (PEP 3333)."""
+
+    __slots__ = ("_body", "_end")
+
+    def __init__(self, body: Iterable[bytes], end: Callable[[], None]) -> None:
+        self._body = body
+        self._end = end
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._end()
 
 
 class _FlaskServer:
@@ -148,6 +174,7 @@ class _FlaskServer:
         # Under the names contrib's `uninstrument_app` looks for, so it can undo ours too.
         app._before_request = self._before_request
         app.before_request(self._before_request)
+        app.after_request(self._after_request)
         app._teardown_request = self._teardown_request
         app.teardown_request(self._teardown_request)  # registered first, so run last
         app._is_instrumented_by_opentelemetry = True
@@ -168,10 +195,13 @@ class _FlaskServer:
                 return start_response(status, headers, *args, **kwargs)
 
             try:
-                return wsgi_app(environ, _start_response)
+                body = wsgi_app(environ, _start_response)
             finally:
                 if state.request is None:  # no span was started (a failing earlier hook)
                     instruments.active.record(-1, active_attributes)
+            if state.token is not None and state.deferred:  # teardown left the end to the body
+                return _ClosingBody(body, lambda: self._end(state, None))
+            return body
 
         return _wrapped_app
 
@@ -216,6 +246,13 @@ class _FlaskServer:
         state.request = served
         state.request_ctx = request_ctx
 
+    def _after_request(self, response: Any) -> Any:
+        if response.is_streamed and not response.direct_passthrough:  # a generator, not a file
+            state = _request_ctx().request.environ.get(_STATE)
+            if state is not None:
+                state.streamed = True
+        return response
+
     def _teardown_request(self, exc: BaseException | None) -> None:
         request_ctx = _request_ctx()
         if request_ctx is None:
@@ -224,7 +261,17 @@ class _FlaskServer:
         # Only the request context that started the span ends it (copy_current_request_context).
         if state is None or state.token is None or state.request_ctx is not request_ctx:
             return
+        if state.streamed and not state.deferred and exc is None:
+            # The body is yet to be generated: the server's close() (or, with
+            # stream_with_context, the teardown after the stream) ends the request.
+            state.deferred = True
+            return
+        self._end(state, exc)
+
+    def _end(self, state: _State, exc: BaseException | None) -> None:
         token = state.token
+        if token is None or state.request is None:
+            return
         state.token = None
         try:
             if exc is not None:
