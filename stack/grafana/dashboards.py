@@ -113,6 +113,16 @@ BACKEND_SPANS = (
 )
 
 
+def env_join_over(range_: str) -> str:
+    """``ENV_JOIN`` for a value over ``range_`` evaluated at its end: every instance that was in the chosen
+    environments during the range. One stopped more than the lookback (5 minutes) before the end, such
+    as the previous release's after a deploy, has no ``target_info`` at the end any more."""
+    return (
+        "* on (job, instance) group_left () group by (job, instance) "
+        f'(max_over_time(target_info{{deployment_environment_name=~"$environment"}}[{range_}]))'
+    )
+
+
 def env_rate(metric: str, matchers: str = "", selector: str = SERVICE) -> str:
     """Per-second rate of ``metric`` for the chosen services, restricted to the chosen environments."""
     return f"(rate({metric}{{{selector}{matchers}}}[$__rate_interval]) {ENV_JOIN})"
@@ -144,7 +154,7 @@ def errors_in(range_: str, by: str = ISSUE) -> str:
     first, none = f"min_over_time({errors}[{range_}])", f"min_over_time({errors}[{range_}]) * 0"
     grown = f"(increase({errors}[{range_}]) or {none})"
     born = f"({first} unless {errors} offset {range_} or {none})"
-    return f"round(sum by ({by}) (({grown} + {born}) {ENV_JOIN}))"
+    return f"round(sum by ({by}) (({grown} + {born}) {env_join_over(range_)}))"
 
 
 def rising() -> str:
@@ -691,7 +701,8 @@ def errors() -> dashboard.Dashboard:
             top_list(
                 "Top error types (requests)",
                 Query(
-                    f"topk(10, sum by (job, error_type) (increase({count}{{{SERVICE}{FAILED}}}[$__range]) {ENV_JOIN}))",
+                    f"topk(10, sum by (job, error_type) (increase({count}{{{SERVICE}{FAILED}}}[$__range]) "
+                    f"{env_join_over('$__range')}))",
                     "{{job}} {{error_type}}",
                     instant=True,
                 ),
