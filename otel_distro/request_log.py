@@ -1,6 +1,9 @@
 """Per-request log lines: `request completed`, `slow request`, and the one ERROR line for an
-unhandled exception. Written when the response starts, inside the request's trace, so each
-line carries the trace and request IDs."""
+unhandled exception. Written when the request ends (our server instrumentation's
+`end_request`: the last body byte sent, a streamed body closed, Flask's teardown), inside the
+request's trace, so each line carries the trace and request IDs and the whole duration.
+Under the contrib instrumentations it is written when the response starts instead (Flask's
+response hook; for FastAPI the response propagator, contrib's only per-response call)."""
 
 from __future__ import annotations
 

@@ -183,6 +183,22 @@ class TestMetrics:
         assert fastapi_telemetry.point("http.server.request.body.size").sum == len(body)
         assert fastapi_telemetry.point("http.server.response.body.size").sum == len(response.body)
 
+    def test_duration_ends_with_the_response_not_its_background_tasks(self, fastapi_telemetry: Telemetry) -> None:
+        """The response is complete before background tasks run (contrib's duration includes them)."""
+        app = fastapi.FastAPI()
+
+        @app.get("/later")
+        async def later(tasks: fastapi.BackgroundTasks) -> str:
+            tasks.add_task(asyncio.sleep, 0.2)
+            return "queued"
+
+        asgi(app, "GET", "/later")
+
+        assert fastapi_telemetry.point("http.server.request.duration").sum < 0.2
+        [server] = [s for s in fastapi_telemetry.spans() if s.kind is SpanKind.SERVER]
+        assert server.end_time is not None and server.start_time is not None
+        assert (server.end_time - server.start_time) / 1e9 < 0.2
+
 
 class TestHead:
     def test_head_has_no_body_whatever_its_content_length(self, fastapi_telemetry: Telemetry) -> None:
@@ -486,3 +502,24 @@ def _layers(stack: Any) -> Iterator[Any]:
         seen.add(id(stack))
         yield stack
         stack = getattr(stack, "app", None)
+
+
+class TestRequestEnd:
+    def test_response_headers_come_from_the_propagator_and_one_line_from_the_end(
+        self, fastapi_telemetry: Telemetry
+    ) -> None:
+        response = asgi(_app(), "GET", "/hello", (("x-request-id", "abc-123"),))
+
+        assert response.headers["x-request-id"] == "abc-123"
+        assert response.headers["server-timing"].startswith("app;dur=")
+        assert fastapi_telemetry.lines() == [("request completed", "/hello", 200)]
+
+    def test_a_failed_request_gets_its_error_line_with_the_exception(self, fastapi_telemetry: Telemetry) -> None:
+        with pytest.raises(ZeroDivisionError):
+            asgi(_app(), "GET", "/boom")
+
+        assert fastapi_telemetry.lines() == [
+            ("unhandled ZeroDivisionError in GET /boom", "/boom", 500),
+            ("request completed", "/boom", 500),
+        ]
+        assert fastapi_telemetry.log_records[0].exc_info is not None
