@@ -321,7 +321,12 @@ def issue_table(title: str, columns: Sequence[tuple[str, Query]], description: s
     """One row per issue (service, group, type): each instant query is a column (named by its ref ID),
     merged on the labels they all have; a query's extra label (route, release) is a column too."""
     values = {f"Value #{chr(ord('A') + i)}": name for i, (name, _) in enumerate(columns)}
-    order = {name: i for i, name in enumerate([*ISSUE_LABELS, *values])}
+    renames = {**ISSUE_LABELS, **values}
+    # Columns in this order (by title), any other after them.
+    titles = ["service", "error group", "type", "route (most errors)", "routes", "count", "first seen"]
+    titles += ["first release", "last seen"]
+    by_title = {title: i for i, title in enumerate(titles)}
+    order = {name: by_title.get(title, len(titles)) for name, title in renames.items()}
     panel = (
         table.Panel()
         .title(title)
@@ -337,7 +342,7 @@ def issue_table(title: str, columns: Sequence[tuple[str, Query]], description: s
                 options={
                     "excludeByName": {"Time": True},
                     "indexByName": order,
-                    "renameByName": {**ISSUE_LABELS, **values},
+                    "renameByName": renames,
                 },
             )
         )
