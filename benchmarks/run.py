@@ -847,11 +847,11 @@ def summarize(runs: list[dict[str, Any]], order: list[Variant]) -> list[dict[str
 def table(rows: list[dict[str, Any]], unavailable: dict[str, str] | None = None) -> str:
     head = (
         "| variant | req/s (x) | p50 ms (x) | p99 ms (x) | start-up s (x, +s) | RSS MB (x, +MB) "
-        "| CPU µs/req | spans/req | logs/req | metric points/run |"
+        "| CPU µs/req | spans/req | logs/req | metric points/run | errors |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 11]
     for name, why in (unavailable or {}).items():
-        lines.append(f"| {name} | not run: {why.replace('|', '/')} |" + " |" * 8)
+        lines.append(f"| {name} | not run: {why.replace('|', '/')} |" + " |" * 9)
     for r in rows:
 
         def per(value: float | None) -> str:
@@ -866,7 +866,7 @@ def table(rows: list[dict[str, Any]], unavailable: dict[str, str] | None = None)
             f"| {r['startup_s']:.2f} ({r.get('startup_x', 1):.2f}, {r.get('startup_delta_s', 0):+.2f}) "
             f"| {r['rss_mb']:.1f} ({r.get('rss_x', 1):.2f}, {r.get('rss_delta_mb', 0):+.1f}) "
             f"| {r['cpu_us_per_req']:.0f} | {per(r['spans_per_request'])} | {per(r['logs_per_request'])} "
-            f"| {exported} |"
+            f"| {exported} | {r.get('errors', 0)} |"
         )
     return "\n".join(lines)
 
@@ -911,7 +911,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-output", action="store_true", help="keep each app's stdout in results/")
     parser.add_argument("--stand-in-sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--stub-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--table", type=Path, metavar="JSON", help="print the table of an earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.table:
+        earlier = json.loads(args.table.read_text())
+        print(table(earlier["summary"], earlier.get("unavailable")))
+        return 0
     if args.stand_in_sink:
         stand_in_sink(args.stand_in_sink)
         return 0
