@@ -2,9 +2,9 @@
 
 A `wsgi_app` wrapper decides exclusion and counts the request active; a `before_request` hook
 starts the span once the route is known; the response's `start_response` is its response start;
-our `teardown_request` (the last to run) ends it. A streamed response ends when the server
-closes its body instead, so the span (current while the body is generated) and the duration
-cover the stream.
+our `teardown_request` (the last to run) ends it. A generated (streamed) body ends the request
+when it is exhausted or closed instead, so the duration and the span (current while each
+chunk is generated) cover the stream.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contextvars import Token
 from importlib.metadata import version
 from time import time_ns
 from timeit import default_timer
+from types import GeneratorType
 from typing import Any
 
 from opentelemetry import context, trace
@@ -139,17 +140,33 @@ class _State:
         self.deferred = False  # so the request ends after it, not at the first teardown
 
 
-class _ClosingBody:
-    """A streamed response's body: the request ends when the server closes it (PEP 3333)."""
+class _StreamedBody:
+    """A generated response body. The request ends when the body is exhausted or closed (PEP 3333:
+    a server closes it, also when the client left early); the span is current while each chunk
+    is generated, and only then: nothing stays attached between chunks or after."""
 
-    __slots__ = ("_body", "_end")
+    __slots__ = ("_body", "_context", "_end")
 
-    def __init__(self, body: Iterable[bytes], end: Callable[[], None]) -> None:
+    def __init__(self, body: Iterable[bytes], span_context: Context, end: Callable[[BaseException | None], None]):
         self._body = body
+        self._context = span_context
         self._end = end
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
+        chunks = iter(self._body)
+        while True:
+            token = context.attach(self._context)
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                self._end(None)
+                return
+            except BaseException as exc:
+                self._end(exc)
+                raise
+            finally:
+                context.detach(token)
+            yield chunk
 
     def close(self) -> None:
         try:
@@ -157,7 +174,11 @@ class _ClosingBody:
             if close is not None:
                 close()
         finally:
-            self._end()
+            token = context.attach(self._context)
+            try:
+                self._end(None)
+            finally:
+                context.detach(token)
 
 
 class _FlaskServer:
@@ -199,8 +220,9 @@ class _FlaskServer:
             finally:
                 if state.request is None:  # no span was started (a failing earlier hook)
                     instruments.active.record(-1, active_attributes)
-            if state.token is not None and state.deferred:  # teardown left the end to the body
-                return _ClosingBody(body, lambda: self._end(state, None))
+            if state.deferred and state.request is not None:  # teardown left the end to the body
+                span_context = trace.set_span_in_context(state.request.span)
+                return _StreamedBody(body, span_context, lambda exc: self._end(state.request, exc))
             return body
 
         return _wrapped_app
@@ -247,7 +269,7 @@ class _FlaskServer:
         state.request_ctx = request_ctx
 
     def _after_request(self, response: Any) -> Any:
-        if response.is_streamed and not response.direct_passthrough:  # a generator, not a file
+        if isinstance(response.response, GeneratorType):  # generated while sent (stream_with_context too)
             state = _request_ctx().request.environ.get(_STATE)
             if state is not None:
                 state.streamed = True
@@ -261,25 +283,25 @@ class _FlaskServer:
         # Only the request context that started the span ends it (copy_current_request_context).
         if state is None or state.token is None or state.request_ctx is not request_ctx:
             return
-        if state.streamed and not state.deferred and exc is None:
-            # The body is yet to be generated: the server's close() (or, with
-            # stream_with_context, the teardown after the stream) ends the request.
-            state.deferred = True
-            return
-        self._end(state, exc)
-
-    def _end(self, state: _State, exc: BaseException | None) -> None:
         token = state.token
-        if token is None or state.request is None:
-            return
         state.token = None
         try:
-            if exc is not None:
-                fail(state.request, exc)
-            end_request(state.request, self._instruments, self._request_ids)
+            if state.streamed and exc is None:
+                state.deferred = True  # the body is yet to be generated: it ends the request
+            else:
+                self._end(state.request, exc)
+        finally:
             context.detach(token)
+
+    def _end(self, request: ServerRequest | None, exc: BaseException | None) -> None:
+        if request is None:
+            return
+        try:
+            if exc is not None:
+                fail(request, exc)
+            end_request(request, self._instruments, self._request_ids)
         except (RuntimeError, AttributeError, ValueError) as error:
-            _log.debug("Error during request teardown: %s", error, exc_info=True)
+            _log.debug("Error ending the request: %s", error, exc_info=True)
 
 
 def flask_class(base: type, config: Config) -> type:

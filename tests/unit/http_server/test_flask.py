@@ -259,3 +259,23 @@ class TestStreamingAndTeardown:
         assert current[0].get_span_context().span_id == span.context.span_id
         assert flask_telemetry.lines() == [("request completed", "/gen", 200)]
         assert flask_telemetry.point("http.server.active_requests").value == 0
+
+    def test_a_body_never_read_leaves_no_span_current(self, flask_telemetry: Telemetry) -> None:
+        """A test client that neither reads nor closes a streamed body: the next request is still
+        a trace of its own (nothing of the first stays attached)."""
+        app = flask.Flask("unread")
+
+        @app.get("/gen")
+        def gen() -> Any:
+            return flask.Response(iter_chunks())
+
+        def iter_chunks() -> Iterator[bytes]:
+            yield b"a"
+
+        client = app.test_client()
+        client.get("/gen")
+        client.get("/gen").close()
+
+        assert trace.get_current_span() is trace.INVALID_SPAN
+        spans = flask_telemetry.spans()
+        assert [s.parent for s in spans] == [None]  # the second; the first ends once its body is read or closed
