@@ -14,7 +14,7 @@ def _settings(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table())
         return 0
-    from otel_distro.doctor import settings_rows
+    from otel_distro.doctor import settings_rows  # here: `settings --markdown` needs none of the doctor
 
     settings = load_settings()
     for row in settings_rows(settings):

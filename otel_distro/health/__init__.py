@@ -12,7 +12,8 @@ or with `OTEL_DISTRO_HEALTH=true` under `opentelemetry-instrument`. Register che
 
 from __future__ import annotations
 
-# The framework modules import FastAPI or Flask only when their function is called.
+# The framework modules import FastAPI or Flask only when their function is called: an app
+# pays for neither framework it does not use.
 from otel_distro.health._fastapi import fastapi_router
 from otel_distro.health._flask import flask_blueprint
 from otel_distro.health._registry import add_check, remove_check

@@ -74,7 +74,7 @@ def _add_to_flask(app: Any, settings: Settings) -> None:
 
 
 def _ensure(app: Any, add: Callable[[Any, Settings], None], settings: Settings) -> None:
-    # Checked without the lock first: every call of the app comes through here.
+    # Checked without the lock first: every request of the app comes through here, and takes no lock.
     if app.__dict__.get(_MARK):
         return
     with _lock:

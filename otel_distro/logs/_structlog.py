@@ -87,11 +87,13 @@ class ExportEvents:
         if isinstance(logger, logging.Logger):
             return event_dict
         level = _LEVELS.get(method_name, 20)
+        # Only ERROR events are looked at for an exception: nothing to count or limit below.
         exc = _exception(event_dict) if level >= logging.ERROR else None
         if exc is not None and self._errors is not None:
             self._errors.count_once(exc, route_of(event_dict))
         if exc is not None and self._limit is not None:
             _limit(self._limit, exc, event_dict)
+        # The event is built (most of the cost) only when an output takes it.
         if level >= self._level and (self._emitter is not None or self._file is not None):
             event = self._builder.from_structlog(method_name, event_dict, getattr(logger, "name", None))
             if self._emitter is not None:

@@ -312,6 +312,48 @@ class TestPaths:
         assert _attach.exclude_health_paths(default, _report.paths(Settings())) == default
 
 
+class TestSettingsPassedDown:
+    """Routers, checks and automatic attachment use the settings they are given, not the process's."""
+
+    def test_router_and_blueprint_take_their_paths_from_the_settings(self) -> None:
+        settings = Settings(health_path="/status", health_live_path="/livez", health_ready_path="/readyz")
+        app = flask.Flask(__name__)
+        app.register_blueprint(health.flask_blueprint(settings=settings))
+        api = fastapi.FastAPI()
+        api.include_router(health.fastapi_router(settings=settings))
+
+        assert app.test_client().get("/livez").status_code == 200
+        assert TestClient(api).get("/readyz").status_code == 200
+        assert app.test_client().get("/health/live").status_code == 404
+
+    def test_the_default_timeout_comes_from_the_settings(self) -> None:
+        release = threading.Event()
+        health.add_check("slow", lambda: release.wait(5))
+        try:
+            [result] = health.run_checks(settings=Settings(health_check_timeout=0.05))
+        finally:
+            release.set()
+
+        assert result.status == "timeout"
+        assert result.error == "no answer within 0.05s"
+
+    def test_extra_scrub_keys_apply_to_error_messages(self) -> None:
+        health.add_check("db", lambda: (_ for _ in ()).throw(ConnectionError("tenant_pin=4711 refused")))
+
+        [result] = health.run_checks(settings=Settings(scrub_keys=("pin",)))
+
+        assert "4711" not in (result.error or "")
+
+    def test_attached_endpoints_use_the_distros_settings(self) -> None:
+        original = flask.Flask
+        _attach.attach_automatically("flask", Settings(health_live_path="/alive"))
+        try:
+            app = flask.Flask(__name__)
+            assert app.test_client().get("/alive").get_json() == {"status": "pass"}
+        finally:
+            flask.Flask = original  # type: ignore[misc]
+
+
 class TestAutomaticAttachment:
     @pytest.fixture
     def attached(self) -> Iterator[None]:

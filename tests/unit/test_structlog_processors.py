@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import context
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -22,6 +23,14 @@ from otel_distro.logs._structlog import ExportEvents, ScrubSecrets, add_ids, add
 from otel_distro.scrub import REDACTED, Scrubber
 
 BUILDER = EventBuilder(Service("svc", "", ""), None)
+
+
+@pytest.fixture
+def no_span() -> Any:
+    """An empty context, whatever an earlier test left current."""
+    token = context.attach(context.Context())
+    yield
+    context.detach(token)
 
 
 class _StructlogLogger:
@@ -54,6 +63,7 @@ class TestAddIds:
 
         assert event["trace_id"] == "mine"
 
+    @pytest.mark.usefixtures("no_span")
     def test_nothing_outside_a_span(self) -> None:
         assert add_ids(None, "info", {"event": "x"}) == {"event": "x"}
 
@@ -131,6 +141,7 @@ class TestAddOtelContext:
         [line] = _lines(tmp_path)
         assert line["password"] == REDACTED and line["trace_id"] == event["trace_id"]
 
+    @pytest.mark.usefixtures("no_span")
     def test_before_install_only_ids(self) -> None:
         _structlog._Installed.scrub = _structlog._Installed.export = None
 
