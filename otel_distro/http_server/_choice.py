@@ -10,7 +10,7 @@ CHOSEN = "OTEL_DISTRO_HTTP_INSTRUMENTATION=contrib"
 
 
 def contrib_reason(framework: str, settings: Settings) -> str | None:
-    """Why `framework` must use the contrib instrumentation, or None when ours gives the same telemetry."""
+    """Why `framework` must use the contrib instrumentation, or None when ours implements every setting asked for."""
     if settings.http_instrumentation == "contrib":
         return CHOSEN
     modes = [mode.strip() for mode in settings.semconv_opt_in.split(",")]
