@@ -25,7 +25,14 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.routing import Host, Match, Mount
 
 from otel_distro.http_server._config import Config
-from otel_distro.http_server._request import HeaderList, ServerRequest, end_request, fail, on_response_start
+from otel_distro.http_server._request import (
+    HeaderList,
+    ServerRequest,
+    end_request,
+    fail,
+    on_response_start,
+    parse_size,
+)
 from otel_distro.http_server._semconv import (
     ACTIVE_KEYS,
     Attributes,
@@ -260,7 +267,7 @@ class _Middleware:
         if http:
             size = index.get(b"content-length")
             if size:
-                request.request_size = _to_int(size[0])
+                request.request_size = parse_size(size[0])
             self._instruments.active.record(1, pick(attributes, ACTIVE_KEYS))
         serving, current = _serving.set(headers), _current.set(request)
         try:
@@ -317,13 +324,6 @@ class _Middleware:
 
 def _encode(headers: HeaderList) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-
-
-def _to_int(value: bytes) -> int | None:
-    try:
-        return int(value)
-    except ValueError:
-        return None
 
 
 class _FastAPIServer:

@@ -29,7 +29,7 @@ from otel_distro.http_server._semconv import (
 )
 from otel_distro.request_id import RequestIds
 
-__all__ = ["HeaderList", "ServerRequest", "end_request", "fail", "on_response_start"]
+__all__ = ["HeaderList", "ServerRequest", "end_request", "fail", "on_response_start", "parse_size"]
 
 HeaderList = list[tuple[str, str]]
 
@@ -74,7 +74,7 @@ def on_response_start(request: ServerRequest, status: int | str, headers: Header
     else:
         for name, value in headers:
             if len(name) == 14 and name.lower() == "content-length":
-                request.response_size = _int(value)
+                request.response_size = parse_size(value)
                 break
     propagator = get_global_response_propagator()
     if propagator is not None:
@@ -117,7 +117,8 @@ def end_request(request: ServerRequest, instruments: Instruments, request_ids: R
     span.end()
 
 
-def _int(value: Any) -> int | None:
+def parse_size(value: Any) -> int | None:
+    """A Content-Length value (str or bytes), or None when it is not a number."""
     try:
         return int(value)
     except (TypeError, ValueError):
