@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/request_path.py --requests 3000 --rounds 3 --frameworks flask
     .venv/bin/python benchmarks/request_path.py --only ours --tree before=/tmp/a --tree after=/tmp/b
 
-`--tree NAME=DIR` adds a variant `ours@NAME` importing `otel_distro` from DIR (for example a
-`git archive` of a commit), so two versions of the code are compared interleaved in one run.
+`--tree NAME=DIR[,VAR=value...]` adds a variant `ours@NAME` importing `otel_distro` from DIR (for
+example a `git archive` of a commit) with those variables, so versions of the code are compared
+interleaved in one run.
 
 `benchmarks/apps/drive.py` calls the hello app directly (ASGI scope / WSGI environ) in a loop,
 plain or under `opentelemetry-instrument`, exporting to the real collector. Each variant runs
@@ -39,7 +40,8 @@ def _variant(framework: str, name: str, trees: dict[str, str] | None = None) -> 
     kind = name.split("+")[0].split("@")[0]
     env: tuple[tuple[str, str], ...] = ()
     if "@" in name:
-        env = (("PYTHONPATH", (trees or {})[name.split("@", 1)[1]]),)
+        directory, *pairs = (trees or {})[name.split("@", 1)[1]].split(",")  # DIR[,VAR=value...]
+        env = (("PYTHONPATH", directory), *((k, v) for k, _, v in (pair.partition("=") for pair in pairs)))
     if name.endswith("+no-export"):
         env = run._NO_EXPORT
     elif name == "ours+access_log=off":
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=5000, help="measured requests per run")
     parser.add_argument("--frameworks", default="fastapi,flask")
     parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variant names")
-    parser.add_argument("--tree", action="append", default=[], help="NAME=DIR: also run ours from DIR (repeatable)")
+    parser.add_argument("--tree", action="append", default=[], help="NAME=DIR[,VAR=value...], repeatable")
     args = parser.parse_args(argv)
 
     names = [n for n in args.only.split(",") if n]
