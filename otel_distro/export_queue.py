@@ -14,8 +14,9 @@ same sizes (`OTEL_BSP_*`, `OTEL_BLRP_*`: queue size, batch size, schedule delay)
 * one thread, woken when a queue holds a full batch or a signal's delay has passed;
 * a full queue drops its oldest item as the SDK does, with one warning per
   `OTEL_DISTRO_EXPORT_WARNING_INTERVAL` that counts the dropped items (the SDK warns per item);
-* while one signal's export waits on an unreachable collector, the other waits too; both
-  queues stay bounded meanwhile.
+* while one signal's export waits on an unreachable collector (the exporter retries for up to
+  its timeout, 10 s), the other signal's batches wait too; both queues stay bounded meanwhile,
+  and at shutdown each signal sends its rest on the thread shutting it down, in parallel.
 
 When the SDK's own processor metrics are on (`OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`), the
 SDK processors are used instead, so those metrics stay the SDK's.
@@ -87,7 +88,6 @@ class _Channel(Generic[_T]):
         self.queue: collections.deque[Any] = collections.deque(maxlen=queue_size)
         self.due = time.monotonic() + delay
         self.closed = False
-        self.drained = threading.Event()
         self.lock = threading.Lock()  # one export of this channel at a time (worker vs force_flush)
         self._warning_interval = warning_interval
         self._dropped = 0
@@ -113,9 +113,12 @@ class _Channel(Generic[_T]):
             self.name,
         )
 
-    def export(self, everything: bool) -> None:
-        """Export full batches while there are; `everything` also sends the rest."""
-        with self.lock:
+    def export(self, everything: bool, wait: float = -1) -> None:
+        """Export full batches while there are; `everything` also sends the rest. With `wait`,
+        give up after that many seconds if another thread is exporting this channel."""
+        if not self.lock.acquire(timeout=wait):
+            return
+        try:
             queue = self.queue
             while queue and (everything or len(queue) >= self.batch_size):
                 count = min(self.batch_size, len(queue))
@@ -130,6 +133,8 @@ class _Channel(Generic[_T]):
                 finally:
                     detach(token)
             self.due = time.monotonic() + self.delay
+        finally:
+            self.lock.release()
 
 
 class ExportThread:
@@ -220,13 +225,8 @@ class ExportThread:
                 time.sleep(1)
 
     def _once(self) -> bool:
-        """One round: drain closed channels, send full or due batches, sleep. False once all are closed."""
-        channels = list(self._channels)
-        for channel in channels:
-            if channel.closed and not channel.drained.is_set():
-                channel.export(everything=True)
-                channel.drained.set()
-        open_channels = [c for c in channels if not c.closed]
+        """One round: send full or due batches, sleep. False once every channel is closed."""
+        open_channels = [c for c in self._channels if not c.closed]
         if not open_channels:
             return False
         now = time.monotonic()
@@ -250,23 +250,23 @@ class ExportThread:
         for channel in self._channels:
             channel.queue.clear()
             channel.lock = threading.Lock()
-            channel.drained = threading.Event()
             channel.due = time.monotonic() + channel.delay
         if self._thread is not None and any(not c.closed for c in self._channels):
             self._start()
 
     def shutdown(self, channel: _Channel[Any], timeout: float) -> None:
-        """Stop taking items, let the thread send what is queued (at most `timeout`), then shut
-        the exporter down; the caller (`otel_distro.shutdown`) bounds the whole exit."""
+        """Stop taking items, send what is queued, then shut the exporter down.
+
+        The final export runs on the caller's thread (the providers shut down in parallel,
+        `otel_distro.shutdown`), as each SDK processor's own thread would run it: the other
+        signal's export, retrying against an unreachable collector on the export thread, must
+        not hold this one back. If this channel's own export is in progress, it gets `timeout`
+        seconds; the caller bounds the whole exit."""
         if channel.closed:
             return
         channel.closed = True
         self._wake.set()
-        thread = self._thread
-        if thread is not None and thread.is_alive():
-            channel.drained.wait(timeout)
-        else:
-            channel.export(everything=True)
+        channel.export(everything=True, wait=timeout)
         channel.exporter.shutdown()
 
     def force_flush(self, channel: _Channel[Any]) -> bool:
