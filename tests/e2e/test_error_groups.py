@@ -121,8 +121,9 @@ def _dashboard_query(panel: str, index: int = 0) -> str:
     return queries.substitute(str(found[index].expr), {"service": SERVICE, "environment": ENVIRONMENT})
 
 
-def _groups_of_both_releases(backends: stack.Stack) -> dict[str, str] | None:
-    """{group: exception type} once Prometheus has every group in each of its releases, else None."""
+def _groups_of_both_releases(backends: stack.Stack, last: dict[str, Any]) -> dict[str, str] | None:
+    """{group: exception type} once Prometheus has every group in each of its releases, else None
+    (what it has is left in ``last``)."""
     releases = _groups(
         backends,
         f'group by (error_group_id, error_type, service_version) (max_over_time((app_errors_total{{job="{SERVICE}"}}'
@@ -131,15 +132,17 @@ def _groups_of_both_releases(backends: stack.Stack) -> dict[str, str] | None:
     )
     types = {group: series[0]["metric"]["error_type"] for group, series in releases.items()}
     found = {types[group]: {s["metric"]["service_version"] for s in series} for group, series in releases.items()}
+    last["releases by type"] = found
     return types if found == RELEASES and len(types) == len(RELEASES) else None
 
 
 def _wait_for_both_releases(backends: stack.Stack) -> dict[str, str]:
-    return poll(
-        "three error groups (two in the first release) in their releases",
-        lambda: _groups_of_both_releases(backends),
-        POLL_SECONDS,
-    )
+    last: dict[str, Any] = {}
+    what = "three error groups (two in the first release) in their releases"
+    try:
+        return poll(what, lambda: _groups_of_both_releases(backends, last), POLL_SECONDS)
+    except pytest.fail.Exception:
+        pytest.fail(f"{what}: Prometheus had {last} after {POLL_SECONDS:g}s", pytrace=False)
 
 
 def test_new_error_group_alert_reaches_the_webhook(
