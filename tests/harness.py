@@ -81,6 +81,22 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+# Excluded from telemetry by default (OTEL_DISTRO_EXCLUDED_URLS), so probing it adds no span,
+# metric or request line to what a test counts; any status will do.
+READY_PATH = "/livez"
+
+
+def answers_http(port: int, timeout: float = 2.0) -> bool:
+    """True once a worker answers: a listening socket alone is not enough (a gunicorn master
+    listens before its workers have booted, so the first request could wait on a slow boot)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {READY_PATH} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            return s.recv(5) == b"HTTP/"
+    except OSError:
+        return False
+
+
 @dataclass
 class Capture:
     """A real collector writing everything it receives to JSON files."""
@@ -188,7 +204,7 @@ def launch(
     def ready() -> bool:
         if process.poll() is not None:
             pytest.fail(f"app exited early ({process.returncode}):\n{app.output()[-3000:]}", pytrace=False)
-        return port_open(port)
+        return port_open(port) and answers_http(port)
 
     wait_until(ready, ready_timeout, what=f"{argv} on port {port}")
     return app

@@ -59,7 +59,7 @@ def traffic(backend_stack: stack.Stack, tmp_path_factory: pytest.TempPathFactory
             status, headers, _ = http(
                 "POST", f"{orders.url}/orders", json.dumps({"sku": "SKU-COFFEE"}).encode(), {"X-Request-ID": f"e2e-{i}"}
             )
-            assert status == 201
+            assert status == 201, f"orders answered {status}; inventory's output:\n{inventory.output()[-3000:]}"
             if i == 0:
                 # traceparent;desc="00-<trace id>-<span id>-01" in Server-Timing
                 trace_id = headers["server-timing"].split('desc="00-')[1][:32]

@@ -140,7 +140,10 @@ def run(request: pytest.FixtureRequest, capture: Capture, tmp_path_factory: pyte
     argv = [part.format(port=port) for part in server.argv]
     app = launch(argv, env, EXAMPLES / server.directory, port, tmp / "stdout.log")
     try:
-        answers = {name: _send(port, server, case.header) for name, case in CASES.items()}
+        try:
+            answers = {name: _send(port, server, case.header) for name, case in CASES.items()}
+        except OSError as err:
+            pytest.fail(f"{request.param} did not answer ({err}); its output:\n{app.output()[-3000:]}", pytrace=False)
         reached = [a.values("X-Request-ID")[0] for a in answers.values() if a.values("X-Request-ID")]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(_span_ids(capture, service)) < len(reached):
