@@ -81,13 +81,17 @@ def test_errors_and_slow_traces_are_kept_the_rest_by_share(tmp_path: Path) -> No
         fast = _send(endpoint, "fast", error=False, seconds=0.01)
         failed = _send(endpoint, "failed", error=True, seconds=0.01)
         slow = _send(endpoint, "slow", error=False, seconds=0.8)
+        # Sent last and always kept: the sampler decides traces in arrival order and writes what
+        # it keeps in order, so once the marker is in the file the fast trace's fate is known
+        # (no fixed sleep to race a slow machine).
+        marker = _send(endpoint, "marker", error=True, seconds=0.01)
         kept = wait_until(
-            lambda: (ids := {s.trace_id for s in read_spans(tmp_path / "traces.jsonl")}) >= {failed, slow} and ids,
+            lambda: (
+                (ids := {s.trace_id for s in read_spans(tmp_path / "traces.jsonl")}) >= {failed, slow, marker} and ids
+            ),
             30,
-            what="the error and slow traces",
+            what="the error, slow and marker traces",
         )
-        time.sleep(2)  # past the fast trace's decision too
-        kept = {s.trace_id for s in read_spans(tmp_path / "traces.jsonl")}
     finally:
         stop_process(process)
 

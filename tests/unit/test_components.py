@@ -47,16 +47,21 @@ class TestExportWarnings:
     def _record(self) -> logging.LogRecord:
         return logging.LogRecord("x", logging.WARNING, "f", 1, "Failed to export", (), None)
 
-    def test_one_warning_per_interval_then_a_count(self) -> None:
+    def test_one_warning_per_interval_then_a_count(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        now = [1000.0]  # a clock the test moves, so a slow machine cannot straddle the interval
+        monkeypatch.setattr("otel_distro.exporters.time.monotonic", lambda: now[0])
         limit = _RateLimit(interval=0.2)
 
         results = [limit.filter(self._record()) for _ in range(5)]
-        time.sleep(0.25)
+        now[0] += 0.19
+        held = limit.filter(self._record())
+        now[0] += 0.02
         later = self._record()
 
         assert results == [True, False, False, False, False]
+        assert not held
         assert limit.filter(later)
-        assert "[4 similar messages suppressed]" in later.getMessage()
+        assert "[5 similar messages suppressed]" in later.getMessage()
 
     def test_debug_is_not_limited(self) -> None:
         limit = _RateLimit(interval=60)
