@@ -25,11 +25,12 @@ from typing import Any
 
 import pytest
 
-from tests.harness import EXAMPLES, app_env, free_port, launch, stop_app
+from tests.harness import EXAMPLES
 from tests.stack import queries
 
 from .backends import find_traces, logsql, trace_exists
 from .conftest import stack
+from .services import example_services
 from .test_pipeline import poll
 
 pytestmark = pytest.mark.e2e
@@ -53,24 +54,10 @@ def traffic(backend_stack: stack.Stack, tmp_path_factory: pytest.TempPathFactory
     """Both example services, driven by examples/traffic.py; they keep running while the tests query."""
     logs = tmp_path_factory.mktemp("e2e-dashboards")
     started = time.time()
-    inventory_port, orders_port = free_port(), free_port()
-    endpoint = backend_stack.otlp_http_url
-    extra = {"OTEL_DISTRO_ENVIRONMENT": ENVIRONMENT}
-    inventory = launch(
-        ["gunicorn", "-w", "2", "-b", f"127.0.0.1:{inventory_port}", "app:app"],
-        app_env(INVENTORY, endpoint, **extra),
-        EXAMPLES / "inventory_flask",
-        inventory_port,
-        logs / "inventory.log",
-    )
-    orders = launch(
-        ["uvicorn", "app:app", "--port", str(orders_port)],
-        app_env(ORDERS, endpoint, INVENTORY_URL=inventory.url, **extra),
-        EXAMPLES / "orders_fastapi",
-        orders_port,
-        logs / "orders.log",
-    )
-    try:
+    with example_services(backend_stack, logs, INVENTORY, ORDERS, OTEL_DISTRO_ENVIRONMENT=ENVIRONMENT) as (
+        inventory,
+        orders,
+    ):
         subprocess.run(
             [
                 sys.executable,
@@ -86,9 +73,6 @@ def traffic(backend_stack: stack.Stack, tmp_path_factory: pytest.TempPathFactory
             timeout=TRAFFIC_SECONDS + 60,
         )
         yield Traffic(started)
-    finally:
-        stop_app(orders)
-        stop_app(inventory)
 
 
 # ---- backend clients ---------------------------------------------------------------

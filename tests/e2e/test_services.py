@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.harness import EXAMPLES, app_env, free_port, http, launch, stop_app
+from tests.harness import http
 
 from .backends import attributes, find_traces, logsql, trace_spans
 from .conftest import stack
+from .services import example_services
 from .test_pipeline import poll, prom_query
 
 pytestmark = pytest.mark.e2e
@@ -37,23 +38,7 @@ class Traffic:
 def traffic(backend_stack: stack.Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
     logs = tmp_path_factory.mktemp("e2e-services")
     started_ns = time.time_ns()
-    inventory_port, orders_port = free_port(), free_port()
-    endpoint = backend_stack.otlp_http_url
-    inventory = launch(
-        ["gunicorn", "-w", "2", "-b", f"127.0.0.1:{inventory_port}", "app:app"],
-        app_env(INVENTORY, endpoint),
-        EXAMPLES / "inventory_flask",
-        inventory_port,
-        logs / "inventory.log",
-    )
-    orders = launch(
-        ["uvicorn", "app:app", "--port", str(orders_port)],
-        app_env(ORDERS, endpoint, INVENTORY_URL=inventory.url),
-        EXAMPLES / "orders_fastapi",
-        orders_port,
-        logs / "orders.log",
-    )
-    try:
+    with example_services(backend_stack, logs, INVENTORY, ORDERS) as (inventory, orders):
         trace_id = ""
         for i in range(ORDERS_PLACED):
             status, headers, _ = http(
@@ -65,10 +50,6 @@ def traffic(backend_stack: stack.Stack, tmp_path_factory: pytest.TempPathFactory
                 trace_id = headers["server-timing"].split('desc="00-')[1][:32]
         assert http("GET", f"{orders.url}/boom", headers={"X-Request-ID": "e2e-boom"})[0] == 500
         yield Traffic("e2e-0", trace_id, "e2e-boom", started_ns)
-    finally:
-        # Stopping flushes what the SDK still holds.
-        stop_app(orders)
-        stop_app(inventory)
 
 
 def test_prometheus_counts_each_route_with_stable_labels(backend_stack: stack.Stack, traffic: Traffic) -> None:
