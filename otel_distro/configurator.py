@@ -11,12 +11,12 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.instrumentation.propagators import set_global_response_propagator
 from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.sdk._configuration import _BaseConfigurator
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
+from otel_distro._sdk_compat import BaseConfigurator
 from otel_distro.components import request_ids, scrubber
 from otel_distro.error_counter import ErrorCounter
 from otel_distro.export_queue import ExportThread
@@ -40,7 +40,7 @@ __all__ = ["OtelConfigurator", "configure_sdk"]
 _settings_log = logging.getLogger("otel_distro.settings")
 
 
-class OtelConfigurator(_BaseConfigurator):
+class OtelConfigurator(BaseConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         if is_helper_process():
             return  # a multiprocessing helper, not a service instance: no telemetry of its own

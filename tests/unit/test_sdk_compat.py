@@ -527,8 +527,6 @@ OURS = {
 }
 # Names that belong in _sdk_compat.py but sit in files other engineers own (reported to the lead).
 KNOWN_ELSEWHERE = {
-    ("configurator.py", "_BaseConfigurator"): "to move: otel_distro._sdk_compat.BaseConfigurator",
-    ("configurator.py", "opentelemetry.sdk._configuration"): "to move: otel_distro._sdk_compat.BaseConfigurator",
     ("export_queue.py", "_SUPPRESS_INSTRUMENTATION_KEY"): "to move: _sdk_compat.SUPPRESS_INSTRUMENTATION_KEY",
     ("export_queue.py", "_default_schedule_delay_millis"): "to move: _sdk_compat.batch_processor_defaults",
     ("export_queue.py", "_default_export_timeout_millis"): "to move: _sdk_compat.batch_processor_defaults",
