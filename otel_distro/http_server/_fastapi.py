@@ -9,7 +9,7 @@ FastAPI's own (native) telemetry is switched off through its public `telemetry` 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from contextvars import ContextVar
 from timeit import default_timer
 from typing import Any
@@ -23,6 +23,11 @@ from opentelemetry.trace import INVALID_SPAN, SpanKind
 from starlette.background import BackgroundTask
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.routing import Host, Match, Mount
+
+try:  # FastAPI 0.137.2+
+    from fastapi.routing import iter_route_contexts as _iter_route_contexts
+except ImportError:  # older: routers are flattened into the app's routes when included
+    _iter_route_contexts = None  # type: ignore[assignment]
 
 from otel_distro.http_server._config import Config
 from otel_distro.http_server._request import (
@@ -141,24 +146,36 @@ def request_attributes(scope: Scope, index: Headers, server_host: str, port: Any
 
 
 def route_template(routes: Sequence[Any], scope: Scope) -> str | None:
-    """The path template of the route that serves `scope`, mounts included (`/v1/items/{id}`):
-    Starlette's own choice, the first full match, else the first partial one (wrong method)."""
+    """The path template of the route that serves `scope`, routers and mounts included
+    (`/v1/items/{id}`): Starlette's own choice, the first full match, else the first partial
+    one (wrong method). Routers included with `include_router` count with their prefix."""
     partial = None
-    for route in routes:
-        match, child_scope = route.matches(scope)
-        if match is Match.FULL:
-            if isinstance(route, (Mount, Host)):
-                inner = route.routes
-                if not inner:  # a mounted app without routes (static files, a WSGI app)
-                    return str(route.path_format) if isinstance(route, Mount) else None
-                template = route_template(inner, {**scope, **child_scope})
-                if template is None:
-                    return None
-                return route.path + template if isinstance(route, Mount) else template
-            return str(route.path)
-        if match is Match.PARTIAL and partial is None:
-            partial = str(route.path)
+    for candidate in _route_contexts(routes):
+        match, child_scope = candidate.matches(scope)
+        if match is Match.NONE:
+            continue
+        route = getattr(candidate, "original_route", candidate)
+        path = getattr(candidate, "path", None)
+        if match is Match.PARTIAL:
+            if partial is None and path is not None:
+                partial = str(path)
+            continue
+        if isinstance(route, (Mount, Host)):
+            inner = route.routes
+            if not inner:  # a mounted app without routes (static files, a WSGI app)
+                return str(candidate.path_format) if isinstance(route, Mount) else None
+            template = route_template(inner, {**scope, **child_scope})
+            if template is None:
+                return None
+            return str(path) + template if isinstance(route, Mount) else template
+        return str(path) if path is not None else None
     return partial
+
+
+def _route_contexts(routes: Sequence[Any]) -> Iterable[Any]:
+    """FastAPI 0.137+ nests included routers: its public `iter_route_contexts` flattens them
+    into routes that match and carry their full (prefixed) path."""
+    return _iter_route_contexts(routes) if _iter_route_contexts is not None else routes
 
 
 class _ExceptionRecorder:
@@ -209,7 +226,11 @@ class _Middleware:
             return self._routes[key]
         except KeyError:
             pass
-        template = route_template(app.routes, scope)
+        try:
+            template = route_template(app.routes, scope)
+        except Exception:  # a route type we do not know must not fail the request
+            _log.debug("otel-distro: no http.route for %s", scope.get("path"), exc_info=True)
+            template = None
         route = root_path.rstrip("/") + template if template is not None else None
         if len(self._routes) >= _MAX_ROUTES_CACHED:
             self._routes.clear()

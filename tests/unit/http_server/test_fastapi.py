@@ -325,6 +325,47 @@ def _mounting_app(**kwargs: Any) -> Any:
     return app
 
 
+def _router_app() -> Any:
+    app = fastapi.FastAPI()
+    notes = fastapi.APIRouter(prefix="/notes")
+
+    @notes.get("/{note_id}")
+    def read(note_id: int) -> dict[str, int]:
+        return {"id": note_id}
+
+    api = fastapi.APIRouter(prefix="/api/v1")
+    api.include_router(notes)
+    app.include_router(api)
+    return app
+
+
+class TestRouters:
+    def test_an_included_routers_route_has_its_prefixes(self, fastapi_telemetry: Telemetry) -> None:
+        asgi(_router_app(), "GET", "/api/v1/notes/3")
+
+        span = fastapi_telemetry.span()
+        assert (span.name, _attributes(span)["http.route"]) == (
+            "GET /api/v1/notes/{note_id}",
+            "/api/v1/notes/{note_id}",
+        )
+
+    def test_wrong_method_on_a_routers_route(self, fastapi_telemetry: Telemetry) -> None:
+        asgi(_router_app(), "POST", "/api/v1/notes/3")
+
+        span = fastapi_telemetry.span()
+        assert (span.name, _attributes(span)["http.response.status_code"]) == ("POST /api/v1/notes/{note_id}", 405)
+
+    def test_a_route_that_cannot_be_resolved_does_not_fail_the_request(
+        self, fastapi_telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken(routes: Any, scope: Any) -> None:
+            raise AttributeError("a route type we do not know")
+
+        monkeypatch.setattr(http_server._fastapi, "route_template", broken)
+        assert asgi(_router_app(), "GET", "/api/v1/notes/3").status == 200
+        assert fastapi_telemetry.span().name == "GET"
+
+
 class TestMountsAndRootPath:
     def test_a_mounted_app_route_includes_the_mount(self, fastapi_telemetry: Telemetry) -> None:
         asgi(_mounting_app(), "GET", "/v1/items/5")

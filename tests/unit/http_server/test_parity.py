@@ -80,6 +80,7 @@ CALLS = [
     Call("GET", "/stream"),
     Call("POST", "/items", headers=(("content-type", "text/plain"),), body=b"not json"),
     Call("GET", "/teapot"),
+    Call("GET", "/api/notes/3"),
 ]
 
 
@@ -354,6 +355,13 @@ def _flask_app() -> Any:
     def teapot() -> None:
         flask.abort(418)
 
+    notes = flask.Blueprint("notes", "parity", url_prefix="/api/notes")
+
+    @notes.get("/<int:note_id>")
+    def note(note_id: int) -> dict[str, int]:
+        return {"id": note_id}
+
+    app.register_blueprint(notes)
     return app
 
 
@@ -516,6 +524,13 @@ def _fastapi_app() -> Any:
     async def teapot() -> None:
         raise fastapi.HTTPException(418)
 
+    notes = fastapi.APIRouter(prefix="/api/notes")
+
+    @notes.get("/{note_id}")
+    async def note(note_id: int) -> dict[str, int]:
+        return {"id": note_id}
+
+    app.include_router(notes)
     return app
 
 
