@@ -809,16 +809,18 @@ def _await_telemetry(
 # --- summary ----------------------------------------------------------------------------------
 
 
-def summarize(runs: list[dict[str, Any]], order: list[Variant]) -> list[dict[str, Any]]:
+def summarize(runs: list[dict[str, Any]], order: list[Variant] | list[str]) -> list[dict[str, Any]]:
+    """Medians over the rounds; the ratios are medians of each round's variant / none pair."""
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
         by_key[run["variant"]].append(run)
     rows = []
     for variant in order:
-        mine = by_key.get(variant.key)
+        key, note = (variant.key, variant.note) if isinstance(variant, Variant) else (variant, "")
+        mine = by_key.get(key)
         if not mine:
             continue
-        row: dict[str, Any] = {"variant": variant.key, "note": variant.note, "rounds": len(mine)}
+        row: dict[str, Any] = {"variant": key, "note": note, "rounds": len(mine)}
         for metric in ("rps", "p50_ms", "p99_ms", "startup_s", "rss_mb", "cpu_us_per_req"):
             row[metric] = statistics.median(r[metric] for r in mine)
         spans = [r["spans_received"] for r in mine if r["spans_received"] is not None]
@@ -832,11 +834,21 @@ def summarize(runs: list[dict[str, Any]], order: list[Variant]) -> list[dict[str
         row["errors"] = sum(r["non_2xx"] + r["socket_errors"] for r in mine)
         rows.append(row)
     for row in rows:
-        base = next((r for r in rows if r["variant"] == row["variant"].rsplit("/", 1)[0] + "/none"), None)
+        base_key = row["variant"].rsplit("/", 1)[0] + "/none"
+        base = next((r for r in rows if r["variant"] == base_key), None)
         if base:
-            row["rps_x"] = row["rps"] / base["rps"]
-            row["p50_x"] = row["p50_ms"] / base["p50_ms"]
-            row["p99_x"] = row["p99_ms"] / base["p99_ms"]
+            # Same-round pairs: the machine's load drifts between rounds far more than between
+            # two neighbouring runs, so each round's ratio is taken before the median.
+            pairs = [
+                (mine, other)
+                for mine in by_key[row["variant"]]
+                for other in by_key[base_key]
+                if other["round"] == mine["round"]
+            ]
+            row["rps_x"] = statistics.median(a["rps"] / b["rps"] for a, b in pairs)
+            row["p50_x"] = statistics.median(a["p50_ms"] / b["p50_ms"] for a, b in pairs)
+            row["p99_x"] = statistics.median(a["p99_ms"] / b["p99_ms"] for a, b in pairs)
+            row["cpu_delta_us"] = statistics.median(a["cpu_us_per_req"] - b["cpu_us_per_req"] for a, b in pairs)
             row["startup_x"] = row["startup_s"] / base["startup_s"]
             row["startup_delta_s"] = row["startup_s"] - base["startup_s"]
             row["rss_x"] = row["rss_mb"] / base["rss_mb"]
@@ -847,7 +859,7 @@ def summarize(runs: list[dict[str, Any]], order: list[Variant]) -> list[dict[str
 def table(rows: list[dict[str, Any]], unavailable: dict[str, str] | None = None) -> str:
     head = (
         "| variant | req/s (x) | p50 ms (x) | p99 ms (x) | start-up s (x, +s) | RSS MB (x, +MB) "
-        "| CPU µs/req | spans/req | logs/req | metric points/run | errors |"
+        "| CPU µs/req (+µs) | spans/req | logs/req | metric points/run | errors |"
     )
     lines = [head, "|" + "---|" * 11]
     for name, why in (unavailable or {}).items():
@@ -865,7 +877,8 @@ def table(rows: list[dict[str, Any]], unavailable: dict[str, str] | None = None)
             f"| {r['p50_ms']:.2f} ({r.get('p50_x', 1):.2f}) | {r['p99_ms']:.2f} ({r.get('p99_x', 1):.2f}) "
             f"| {r['startup_s']:.2f} ({r.get('startup_x', 1):.2f}, {r.get('startup_delta_s', 0):+.2f}) "
             f"| {r['rss_mb']:.1f} ({r.get('rss_x', 1):.2f}, {r.get('rss_delta_mb', 0):+.1f}) "
-            f"| {r['cpu_us_per_req']:.0f} | {per(r['spans_per_request'])} | {per(r['logs_per_request'])} "
+            f"| {r['cpu_us_per_req']:,.0f} ({r.get('cpu_delta_us', 0):+,.0f}) "
+            f"| {per(r['spans_per_request'])} | {per(r['logs_per_request'])} "
             f"| {exported} | {r.get('errors', 0)} |"
         )
     return "\n".join(lines)
@@ -915,7 +928,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.table:
         earlier = json.loads(args.table.read_text())
-        print(table(earlier["summary"], earlier.get("unavailable")))
+        rows = summarize(earlier["runs"], [row["variant"] for row in earlier["summary"]])
+        print(table(rows, earlier.get("unavailable")))
         return 0
     if args.stand_in_sink:
         stand_in_sink(args.stand_in_sink)
