@@ -351,9 +351,10 @@ class Settings:
         "OTEL_DISTRO_HTTP_INSTRUMENTATION",
         "distro",
         _choice("distro", "contrib"),
-        "Flask and FastAPI server spans and metrics: `distro` (ours: the same telemetry as the contrib "
-        "instrumentations for about half their CPU per request) or `contrib`. Settings only contrib "
-        "implements (header capture, other semantic-convention modes) switch to `contrib` by themselves.",
+        "Flask and FastAPI server spans and metrics: `distro` (ours, by the HTTP semantic conventions, "
+        "under the scope `otel_distro.http_server.*`, for about half contrib's CPU per request) or `contrib`. "
+        "Settings only contrib implements (header capture, other semantic-convention modes) switch to "
+        "`contrib` by themselves.",
     )
     http_metrics: str = _setting(
         "OTEL_DISTRO_HTTP_METRICS",
