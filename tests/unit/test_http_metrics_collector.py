@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_distro import distro, http_server
 from otel_distro.otlp_encoding import encode_span_request
 from otel_distro.settings import Settings
+from tests.asgi_scopes import asgi_scope
 
 PATHS = ("/hello", "/items/7", "/missing", "/boom")
 
@@ -80,20 +81,7 @@ def _call(framework: str, app: Any, path: str) -> None:
         client = app.test_client()
         client.get(path)
         return
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": "GET",
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"127.0.0.1:8000")],
-    }
+    scope = asgi_scope("GET", path)
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_distro import http_server
 from otel_distro.request_id import RequestIdResponsePropagator, RequestIds
 from otel_distro.request_log import LOGGER_NAME, RequestLog
+from tests.asgi_scopes import asgi_scope
 
 
 @dataclass
@@ -118,25 +119,6 @@ class AsgiResponse:
     headers: dict[str, str]
     body: bytes
     messages: list[dict[str, Any]]
-
-
-def asgi_scope(method: str, path: str, headers: tuple[tuple[str, str], ...] = (), **changes: Any) -> dict[str, Any]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": method,
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"127.0.0.1:8000")] + [(k.encode(), v.encode()) for k, v in headers],
-    }
-    scope.update(changes)
-    return scope
 
 
 async def asgi_call(

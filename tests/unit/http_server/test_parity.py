@@ -535,24 +535,10 @@ def _fastapi_app() -> Any:
 
 
 def _call_fastapi(app: Any, call: Call) -> tuple[int, list[tuple[str, str]]]:
-    headers = [(b"host", b"127.0.0.1:8000")]
-    headers += [(k.encode(), v.encode()) for k, v in call.headers]
+    headers = list(call.headers)
     if call.body:
-        headers.append((b"content-length", str(len(call.body)).encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": call.method,
-        "root_path": "",
-        "path": call.path,
-        "raw_path": call.path.encode(),
-        "query_string": call.query.encode(),
-        "headers": headers,
-    }
+        headers.append(("content-length", str(len(call.body))))
+    scope = asgi_scope(call.method, call.path, headers, query_string=call.query.encode())
     messages: list[dict[str, Any]] = []
     received: list[bool] = []
     done = asyncio.Event()

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util.http import parse_excluded_urls, sanitize_method
 
 from otel_distro.http_server import _excluded, _fastapi, _flask, _semconv
+from tests.asgi_scopes import asgi_scope
 
 HTTP = _StabilityMode.HTTP
 
@@ -62,18 +63,19 @@ class TestWsgiAttributes:
 
 
 def _scope(**changes: Any) -> dict[str, Any]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "http_version": "1.1",
-        "server": ("10.0.0.2", 80),
-        "client": ("10.0.0.1", 4000),
-        "scheme": "http",
-        "method": "GET",
-        "path": "/items/1",
-        "query_string": b"q=%C3%A9",
-        "headers": [(b"host", b"api.example"), (b"user-agent", b"Mozilla bingbot")],
-    }
-    scope.update(changes)
+    scope = asgi_scope(
+        "GET",
+        "/items/1",
+        [("user-agent", "Mozilla bingbot")],
+        host="api.example",
+        server=("10.0.0.2", 80),
+        client=("10.0.0.1", 4000),
+        query_string=b"q=%C3%A9",
+        asgi=None,
+        root_path=None,
+        raw_path=None,
+    )
+    scope.update(changes)  # whole keys, headers included
     return {k: v for k, v in scope.items() if v is not None}
 
 
