@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from otel_distro._sdk_compat import BaseConfigurator
 from otel_distro.components import request_ids, scrubber
 from otel_distro.error_counter import ErrorCounter
-from otel_distro.export_queue import ExportThread
+from otel_distro.export_queue import ExportQueues
 from otel_distro.exporters import (
     ScrubbingSpanExporter,
     limit_export_warnings,
@@ -66,13 +66,13 @@ def _build(settings: Settings) -> tuple[TracerProvider, MeterProvider, LoggerPro
     resource = build_resource(settings)
 
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    # Spans and log records leave on one thread; the request thread only queues them.
-    export_thread = ExportThread(settings)
+    # Spans and log records: the request thread only queues them (otel_distro.export_queue).
+    export_queues = ExportQueues(settings)
     scrub = scrubber(settings)
     for span_exporter in span_exporters(settings):
         # Scrubbing runs in the exporter, on the export thread, not on the request path.
         exporter = ScrubbingSpanExporter(span_exporter, scrub) if scrub else span_exporter
-        tracer_provider.add_span_processor(export_thread.span_processor(exporter))
+        tracer_provider.add_span_processor(export_queues.span_processor(exporter))
     trace.set_tracer_provider(tracer_provider)
 
     readers: list[MetricReader] = [
@@ -87,7 +87,7 @@ def _build(settings: Settings) -> tuple[TracerProvider, MeterProvider, LoggerPro
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     exporters = log_exporters(settings)
     for log_exporter in exporters:
-        logger_provider.add_log_record_processor(export_thread.log_processor(log_exporter))
+        logger_provider.add_log_record_processor(export_queues.log_processor(log_exporter))
     set_logger_provider(logger_provider)
     errors = ErrorCounter(meter_provider, settings.error_groups_max)
     install_logging(settings, logger_provider if exporters else None, resource, scrub, errors)

@@ -270,11 +270,11 @@ def test_an_erroring_collector_costs_the_app_no_request_and_no_speed(
     assert code is not None
     # One line per exporter logger per OTEL_DISTRO_EXPORT_WARNING_INTERVAL (60 s): the outage is
     # reported, never a line per failed batch or retry. While batches are retried the queues
-    # overflow (one "Queue full" line for both) and the final flush is cut off (one line).
+    # overflow (one "export queues full" line for both) and the final flush is cut off (one line).
     assert ran < 60
     expected = dict.fromkeys(EXPORTER_LOGGERS, 1)
     if FAULTS[fault].retried:
-        expected |= {"opentelemetry.sdk._shared_internal": 1, "otel_distro.shutdown": 1}
+        expected |= {"otel_distro.exporters.queue": 1, "otel_distro.shutdown": 1}
     assert warnings_by_logger(app.output()) == expected
 
 

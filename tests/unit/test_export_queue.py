@@ -1,4 +1,4 @@
-"""The shared export thread: the same OTLP as the SDK's batch processors, bounded, never blocking."""
+"""Our span and log processors: the same OTLP as the SDK's batch processors, bounded, never blocking."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from otel_distro.export_queue import ExportThread, LogQueueProcessor, SpanQueueProcessor
+from otel_distro.export_queue import ExportQueues, LogQueueProcessor, SpanQueueProcessor
 from otel_distro.logs._event import EventBuilder, Service
 from otel_distro.logs._otlp import OTLPHandler
 from otel_distro.otlp_encoding import encode_log_request, encode_span_request
@@ -107,12 +107,12 @@ def _workload(tracer_provider: TracerProvider, logger_provider: LoggerProvider) 
 
 
 @pytest.fixture
-def thread() -> ExportThread:
-    return ExportThread(_settings())
+def thread() -> ExportQueues:
+    return ExportQueues(_settings())
 
 
 class TestSameOTLPAsTheSDK:
-    def test_spans_and_logs_encode_to_the_same_bytes(self, thread: ExportThread) -> None:
+    def test_spans_and_logs_encode_to_the_same_bytes(self, thread: ExportQueues) -> None:
         """Both processors on the same providers see the same spans and records: what reaches
         the exporters must encode identically, with our encoder and upstream's."""
         resource = Resource.create({"service.name": "svc"})
@@ -143,7 +143,7 @@ class TestSameOTLPAsTheSDK:
         tracer_provider.shutdown()
         logger_provider.shutdown()
 
-    def test_metrics_are_not_touched(self, thread: ExportThread) -> None:
+    def test_metrics_are_not_touched(self, thread: ExportQueues) -> None:
         """Metrics keep their periodic reader: the same workload records the same points with the
         SDK's processors or ours (the processors record nothing, unlike with the SDK's internal
         metrics on, where the SDK processors are kept)."""
@@ -177,14 +177,14 @@ class TestSameOTLPAsTheSDK:
         assert points(use_ours=True) == points(use_ours=False)
 
     def test_sdk_processor_metrics_keep_the_sdk_processors(self) -> None:
-        thread = ExportThread(_settings(sdk_internal_metrics=True))
+        thread = ExportQueues(_settings(sdk_internal_metrics=True))
         assert isinstance(thread.span_processor(_Keep()), BatchSpanProcessor)
         assert isinstance(thread.log_processor(_Keep()), BatchLogRecordProcessor)
 
 
-class TestOneThread:
-    def test_spans_and_logs_leave_on_one_thread_in_batches(self) -> None:
-        thread = ExportThread(_settings(span_export_batch=16, log_export_batch=16))
+class TestThreads:
+    def test_spans_and_logs_leave_on_their_own_thread_in_batches(self) -> None:
+        thread = ExportQueues(_settings(span_export_batch=16, log_export_batch=16))
         spans, logs = _Keep(), _Keep()
         tracer_provider = TracerProvider(shutdown_on_exit=False)
         logger_provider = LoggerProvider(shutdown_on_exit=False)
@@ -200,7 +200,8 @@ class TestOneThread:
         while (len(spans.items) < 64 or len(logs.items) < 64) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert len(spans.items) == len(logs.items) == 64
-        assert spans.threads == logs.threads == {"OtelDistroExport"}
+        assert spans.threads == {"OtelDistroExport spans"}
+        assert logs.threads == {"OtelDistroExport log records"}
         assert spans.batches == logs.batches == [16, 16, 16, 16]
         assert not any(t.name.startswith("OtelBatch") for t in threading.enumerate() if t.name not in before)
         tracer_provider.shutdown()
@@ -209,7 +210,7 @@ class TestOneThread:
 
     def test_less_than_a_batch_leaves_after_the_schedule_delay(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-        thread = ExportThread(_settings())
+        thread = ExportQueues(_settings())
         spans = _Keep()
         tracer_provider = TracerProvider(shutdown_on_exit=False)
         tracer_provider.add_span_processor(thread.span_processor(spans))
@@ -224,7 +225,7 @@ class TestOneThread:
 class TestUnreachableCollector:
     def test_request_thread_never_waits_and_memory_stays_bounded(self, caplog: pytest.LogCaptureFixture) -> None:
         blocked = threading.Event()
-        thread = ExportThread(_settings(span_queue=100, span_export_batch=10, export_warning_interval=60.0))
+        thread = ExportQueues(_settings(span_queue=100, span_export_batch=10, export_warning_interval=60.0))
         spans = _Keep(block=blocked)
         processor = thread.span_processor(spans)
         assert isinstance(processor, SpanQueueProcessor)
@@ -240,14 +241,21 @@ class TestUnreachableCollector:
             assert len(processor._channel.queue) <= 100
             blocked.set()
             tracer_provider.force_flush()
+            deadline = time.monotonic() + 5  # reported by the export thread after its export returns
+
+            def warnings() -> list[str]:
+                return [r.getMessage() for r in caplog.records if "export queues full" in r.getMessage()]
+
+            while not warnings() and time.monotonic() < deadline:
+                time.sleep(0.01)
         # The newest spans are kept, as the SDK's queue keeps them.
         assert 0 < len(spans.items) <= 110
-        warnings = [r for r in caplog.records if "export queue full" in r.getMessage()]
-        assert len(warnings) <= 1  # one warning per interval, counting the drops
+        assert len(warnings()) == 1, warnings()  # one warning per interval, counting the drops
+        assert "(100 spans)" in warnings()[0] and "spans" in warnings()[0].split("dropped the oldest")[1]
 
     def test_shutdown_is_bounded_by_the_caller(self) -> None:
         never = threading.Event()
-        thread = ExportThread(_settings())
+        thread = ExportQueues(_settings())
         spans, logs = _Keep(block=never), _Keep(block=never)
         tracer_provider = TracerProvider(shutdown_on_exit=False)
         logger_provider = LoggerProvider(shutdown_on_exit=False)
@@ -263,7 +271,7 @@ class TestUnreachableCollector:
         assert time.monotonic() - started < 1.5
         never.set()
 
-    def test_nothing_is_taken_after_shutdown(self, thread: ExportThread) -> None:
+    def test_nothing_is_taken_after_shutdown(self, thread: ExportQueues) -> None:
         spans = _Keep()
         tracer_provider = TracerProvider(shutdown_on_exit=False)
         tracer_provider.add_span_processor(thread.span_processor(spans))
@@ -276,16 +284,44 @@ class TestUnreachableCollector:
 class TestFork:
     def test_a_forked_child_starts_empty_with_a_thread_of_its_own(self) -> None:
         blocked = threading.Event()
-        thread = ExportThread(_settings())
+        queues = ExportQueues(_settings())
         spans = _Keep(block=blocked)
         tracer_provider = TracerProvider(shutdown_on_exit=False)
-        tracer_provider.add_span_processor(thread.span_processor(spans))
+        tracer_provider.add_span_processor(queues.span_processor(spans))
         tracer_provider.get_tracer("t").start_span("parent's").end()
-        parents = thread._thread
-        thread._after_fork()  # what os.register_at_fork runs in the child
-        assert thread._thread is not parents and thread._thread is not None and thread._thread.is_alive()
-        assert not thread._channels[0].queue  # the parent exports what it queued
+        channel = queues._channels[0]
+        parents = channel.thread
+        queues._after_fork()  # what os.register_at_fork runs in the child
+        assert channel.thread is not parents and channel.thread is not None and channel.thread.is_alive()
+        assert not channel.queue  # the parent exports what it queued
         blocked.set()
         tracer_provider.get_tracer("t").start_span("child's").end()
         tracer_provider.shutdown()
         assert [s.name for s in spans.items] == ["child's"]
+
+    def test_a_real_fork_exports_from_the_child_once_only_the_processors_are_left(self) -> None:
+        """configure_sdk keeps no reference to ExportQueues: the processors alone must carry the fork."""
+        import gc
+        import os
+
+        spans = _Keep()
+        tracer_provider = TracerProvider(shutdown_on_exit=False)
+        tracer_provider.add_span_processor(ExportQueues(_settings(span_export_batch=1)).span_processor(spans))
+        gc.collect()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own thread must send the span without a flush
+            try:
+                tracer_provider.get_tracer("t").start_span("child's").end()
+                deadline = time.monotonic() + 5
+                while not spans.items and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                os.write(write, ",".join(spans.threads).encode() or b"-")
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            answer = pipe.read().decode()
+        os.waitpid(pid, 0)
+        assert answer == "OtelDistroExport spans"
+        tracer_provider.shutdown()
