@@ -363,7 +363,9 @@ class Settings:
         "Where request rate, errors and duration come from: `process` records the `http.server.*` "
         "metrics here; `collector` records none (about 30 µs less per request) and leaves them to the "
         "collector's span metrics (`traces_spanmetrics_*`, by span name = method and route, status "
-        "code, HTTP method and status); active requests, body sizes and `error.type` are then not counted.",
+        "code, HTTP method and status); active requests, body sizes and `error.type` are then not counted, "
+        "and the bundled alert rules and per-route dashboard panels, which read `http_server_request_duration_*`, "
+        "stay empty.",
     )
     capture_headers_server_request: str | None = _setting(
         "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
