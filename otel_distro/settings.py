@@ -533,7 +533,8 @@ class Settings:
         "OTEL_DISTRO_HEALTH",
         False,
         _bool,
-        "Add the three health endpoints (docs/health-and-doctor.md) to every FastAPI and Flask app (or add them in code, one line).",
+        "Add the three health endpoints (docs/health-and-doctor.md) to every FastAPI and Flask app "
+        "(or add them in code, one line).",
     )
     health_path: str = _setting(
         "OTEL_DISTRO_HEALTH_PATH",
