@@ -145,6 +145,10 @@ CANDIDATES = (
 )
 
 
+# Frames only the export threads run (the batch workers, the metric reader).
+_EXPORT_FRAMES = ("otel_distro/export_queue.py", "opentelemetry/sdk/_shared_internal/", "_ticker (")
+
+
 def summarize_in_process(collapsed: Path, process_us: float, top: int) -> str:
     """µs per request by thread, candidate and function; `process_us` is the measured whole-process
     CPU per request, spread over the samples taken while the requests ran (start-up left out)."""
@@ -163,8 +167,8 @@ def summarize_in_process(collapsed: Path, process_us: float, top: int) -> str:
             if not any("many (" in f and "drive.py" in f for f in frames):
                 continue  # start-up, warm-up flush, the final flush: not per request
             where = "request"
-        elif thread.startswith(("Otel", "otel")):
-            where = "export"
+        elif thread.startswith(("Otel", "otel")) or any(marker in f for f in frames for marker in _EXPORT_FRAMES):
+            where = "export"  # py-spy does not always get a thread's name: known by its frames then
         else:
             continue  # start-up threads
         threads[f"{where}: {thread}"] += count
@@ -321,7 +325,8 @@ def in_process(args: argparse.Namespace) -> int:
         return 0
     source = args.source[0] if args.source else None
     env["PYTHONPATH"] = os.pathsep.join([str(auto), *([source] if source else []), str(run.APPS)])
-    stem = f"in-process-{args.framework}-{args.variant}".replace("+", "-").replace("=", "-")
+    tag = Path(source).name if source else "tree"
+    stem = f"in-process-{args.framework}-{args.variant}-{tag}".replace("+", "-").replace("=", "-")
     raw = work_dir / f"{stem}.collapsed"
     result = work_dir / f"{stem}.json"
     argv = [
