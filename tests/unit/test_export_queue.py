@@ -63,7 +63,7 @@ def _settings(**kwargs: Any) -> Settings:
 
 def _workload(tracer_provider: TracerProvider, logger_provider: LoggerProvider) -> None:
     """Spans and log records of every shape the distro sends: attributes of each type, events,
-    an exception, links, status, remote parents, unsampled spans; log records through our
+    an exception, links, status, an unsampled span; log records through our
     handler (fast path) and through the SDK's `Logger.emit`."""
     tracer = tracer_provider.get_tracer("otel_distro.test", "1.0")
     builder = EventBuilder(Service("svc", "1.2.3", "test"), None)
