@@ -527,10 +527,6 @@ OURS = {
 }
 # Names that belong in _sdk_compat.py but sit in files other engineers own (reported to the lead).
 KNOWN_ELSEWHERE = {
-    ("export_queue.py", "_SUPPRESS_INSTRUMENTATION_KEY"): "to move: _sdk_compat.SUPPRESS_INSTRUMENTATION_KEY",
-    ("export_queue.py", "_default_schedule_delay_millis"): "to move: _sdk_compat.batch_processor_defaults",
-    ("export_queue.py", "_default_export_timeout_millis"): "to move: _sdk_compat.batch_processor_defaults",
-    ("export_queue.py", "opentelemetry.sdk.environment_variables._internal"): "to move: read it through Settings",
     # Contrib's instrumented-app protocol: set so that contrib's `uninstrument_app` works on our apps.
     ("http_server/__init__.py", "_is_instrumented_by_opentelemetry"): "contrib's marker, set not read",
     ("http_server/_flask.py", "_is_instrumented_by_opentelemetry"): "contrib's marker, set not read",
