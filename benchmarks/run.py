@@ -595,6 +595,22 @@ def _variants(framework: str, features: bool, log_dir: Path, floors: bool, peers
     ]
     if peers:
         chosen += [Variant(framework, name, name, note=peer.note) for name, peer in PEERS.items()]
+        chosen += [
+            Variant(
+                framework,
+                "ours+traces-only",
+                "ours",
+                (("OTEL_METRICS_EXPORTER", "none"), ("OTEL_LOGS_EXPORTER", "none")),
+                note="spans only, to set beside ddtrace's traces",
+            ),
+            Variant(
+                framework,
+                "ours+http_metrics=collector",
+                "ours",
+                (("OTEL_DISTRO_HTTP_METRICS", "collector"),),
+                note="request metrics left to the collector's span metrics",
+            ),
+        ]
         if framework == "fastapi":
             chosen += [
                 Variant(framework, "fastapi-native", "ours", _NATIVE, note="FastAPI native telemetry, our SDK"),
