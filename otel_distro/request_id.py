@@ -152,11 +152,14 @@ class RequestIds:
         self.begin(span, environ.get(self.wsgi_key), method, path)
 
     def wsgi_response_hook(self, span: Span, status: str, headers: list[tuple[str, str]]) -> None:
-        """`response_hook` of the Flask instrumentation: the response is starting."""
+        """`response_hook` of the contrib Flask instrumentation: the response is starting."""
+        self.request_ended(span, int(status.split(" ", 1)[0]) if status[:3].isdigit() else 0)
+
+    def request_ended(self, span: Span, status: int) -> None:
+        """The request being handled ends with `status` (writes its `request completed` line)."""
         active = _active_for()
         if active is not None and self._on_response is not None:
-            code = int(status.split(" ", 1)[0]) if status[:3].isdigit() else 0
-            self._on_response(active, code, sys.exc_info()[1])
+            self._on_response(active, status, sys.exc_info()[1])
 
     def asgi_response_started(self, active: _Active, status: int) -> None:
         if self._on_response is not None:

@@ -113,7 +113,7 @@ def end_request(request: ServerRequest, instruments: Instruments, request_ids: R
         instruments.active.record(-1, pick(request.attributes, ACTIVE_KEYS))
         if request_ids is not None:
             status = request.attributes.get("http.response.status_code", 0)
-            request_ids.wsgi_response_hook(span, str(status), [])  # the `request completed` line
+            request_ids.request_ended(span, status if isinstance(status, int) else 0)
     span.end()
 
 
