@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_distro import distro, http_server
 from otel_distro.otlp_encoding import encode_span_request
 from otel_distro.settings import Settings
-from tests.asgi_scopes import asgi_scope
+from tests.server_inputs import asgi_scope
 
 PATHS = ("/hello", "/items/7", "/missing", "/boom")
 

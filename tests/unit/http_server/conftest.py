@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_distro import http_server
 from otel_distro.request_id import RequestIdResponsePropagator, RequestIds
 from otel_distro.request_log import LOGGER_NAME, RequestLog
-from tests.asgi_scopes import asgi_scope
+from tests.server_inputs import asgi_scope, wsgi_environ
 
 
 @dataclass
@@ -158,33 +156,6 @@ async def asgi_call(
 
 def asgi(app: Any, method: str, path: str, headers: tuple[tuple[str, str], ...] = (), **changes: Any) -> AsgiResponse:
     return asyncio.run(asgi_call(app, asgi_scope(method, path, headers, **changes)))
-
-
-def wsgi_environ(method: str, path: str, headers: tuple[tuple[str, str], ...] = (), **changes: Any) -> dict[str, Any]:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "50000",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0),
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    for name, value in headers:
-        key = name.upper().replace("-", "_")
-        environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
-    environ.update(changes)
-    return environ
 
 
 @dataclass

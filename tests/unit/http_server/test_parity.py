@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +39,7 @@ from otel_distro import http_server
 from otel_distro.error_group import ATTRIBUTE as ERROR_GROUP
 from otel_distro.request_id import RequestIdPropagator, RequestIdResponsePropagator, RequestIds
 from otel_distro.request_log import LOGGER_NAME, RequestLog
-from tests.unit.http_server.conftest import asgi_call, asgi_scope
+from tests.unit.http_server.conftest import asgi_call, asgi_scope, wsgi_environ
 
 EXCLUDED = "/health,/metrics$"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -366,25 +365,7 @@ def _flask_app() -> Any:
 
 
 def _call_flask(app: Any, call: Call, raw_uri: bool = False) -> tuple[int, list[tuple[str, str]]]:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": call.method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": call.path,
-        "QUERY_STRING": call.query,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "50000",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0),
-        "wsgi.input": io.BytesIO(call.body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
+    environ = wsgi_environ(call.method, call.path, **{"QUERY_STRING": call.query, "wsgi.input": io.BytesIO(call.body)})
     if raw_uri:
         environ["RAW_URI"] = call.path + ("?" + call.query if call.query else "")
     if call.body:

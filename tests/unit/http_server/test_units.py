@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util.http import parse_excluded_urls, sanitize_method
 
 from otel_distro.http_server import _excluded, _fastapi, _flask, _semconv
-from tests.asgi_scopes import asgi_scope
+from tests.server_inputs import asgi_scope
 
 HTTP = _StabilityMode.HTTP
 
