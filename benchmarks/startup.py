@@ -91,11 +91,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
         finally:
             sink.stop()
-    print(f"{'variant':<16} {'start-up s':>10} {'delta s':>8} {'ratio':>6} {'RSS MB':>7} {'delta MB':>9}")
+    print(f"{'variant':<22} {'start-up s':>10} {'delta s':>8} {'ratio':>6} {'RSS MB':>7} {'delta MB':>9}")
+    baselines = {v.framework: v.key for v in chosen if v.name == "none"}
     for variant in chosen:
-        base_t, base_m = _medians(results[f"{variant.framework}/none"])
+        base_t, base_m = _medians(results[baselines[variant.framework]])
         t, m = _medians(results[variant.key])
-        row = f"{variant.key:<16} {t:10.3f} {t - base_t:+8.3f} {t / base_t:6.2f} {m:7.1f} {m - base_m:+9.1f}"
+        row = f"{variant.key:<22} {t:10.3f} {t - base_t:+8.3f} {t / base_t:6.2f} {m:7.1f} {m - base_m:+9.1f}"
         print(f"{row}  {variant.note}".rstrip())
     return 0
 
