@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
@@ -40,6 +39,8 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+
+from otel_distro._fork_safe import ForkSafeLock
 
 if TYPE_CHECKING:
     from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
@@ -112,7 +113,9 @@ class _Incompatible(Exception):
     """An SDK name is missing or no longer has the shape a fast path relies on."""
 
 
-_lock = threading.Lock()
+# Held while a path's names are checked (imports included), possibly on an export thread of a
+# pre-fork master at the moment it forks: renewed in the child, or a worker's first check hangs.
+_lock = ForkSafeLock()
 _state: dict[FastPath, bool] = {}  # resolved paths: True = the fast path may run
 _forced: set[FastPath] = set()  # tests only (`forced_off`)
 

@@ -44,6 +44,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from otel_distro._fork_safe import ForkSafeLock
 from otel_distro._sdk_compat import SUPPRESS_INSTRUMENTATION_KEY, batch_processor_defaults
 from otel_distro.settings import Settings
 
@@ -75,7 +76,7 @@ class _Drops:
     def __init__(self, interval: float) -> None:
         self._interval = interval
         self._next = 0.0
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()  # export threads report drops through it
         self.pending: dict[str, int] = {}
 
     def dropped(self, name: str, queue_sizes: dict[str, int]) -> None:

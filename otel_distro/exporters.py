@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
+from otel_distro._fork_safe import ForkSafeLock
 from otel_distro._sdk_compat import metric_exporter_preferences, span_attribute_dict
 from otel_distro.scrub import Scrubber
 from otel_distro.settings import Settings
@@ -257,7 +258,7 @@ class _RateLimit(logging.Filter):
         self._interval = interval
         self._next = 0.0
         self._held = 0
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()  # export threads log through it
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
