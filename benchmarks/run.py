@@ -412,11 +412,11 @@ def stand_in_sink(port: int) -> None:
 
 
 def _free_port() -> int:
-    import socket
+    """One allocator with the tests: outside the ephemeral range, never the same port twice."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import stack
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return stack.free_ports(1)[0]
 
 
 def _wait_port(port: int, timeout: float) -> None:

@@ -37,10 +37,12 @@ import contextlib
 import dataclasses
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -58,6 +60,7 @@ __all__ = [
     "Process",
     "Stack",
     "StackError",
+    "free_ports",
     "get_json",
     "render_prometheus_config",
 ]
@@ -92,6 +95,77 @@ class StackError(RuntimeError):
     """A program of the stack is missing, failed to start, or never became ready."""
 
 
+# Ports handed out by free_ports() in this process: never handed out twice, even once closed again.
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return low, high
+
+
+def _port_pool() -> range:
+    """Where free_ports() looks: outside the kernel's ephemeral range.
+
+    A port found free inside that range can be taken, before our program binds it, as the
+    local end of any outgoing connection (a collector's exporter, a test's HTTP client);
+    a listening port outside it can only be taken by another listener.
+    """
+    low, high = _ephemeral_range()
+    if low - 10000 >= 2000:
+        return range(10000, low)
+    if 65535 - high >= 2000:
+        return range(high + 1, 65536)
+    return range(0)  # no room outside it: let the kernel choose
+
+
+def free_ports(count: int, host: str = "127.0.0.1", consecutive: bool = False) -> list[int]:
+    """`count` ports nothing listens on now, none handed out before by this process.
+
+    With ``consecutive``, the ports follow each other (for a program given a base port
+    and a range). Candidates start at a random place in the pool, so that two processes
+    choosing at once rarely meet.
+    """
+    pool = _port_pool()
+    with _handed_out_lock, contextlib.ExitStack() as held:
+        if not pool:
+            ports = []
+            for _ in range(count):
+                sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                sock.bind((host, 0))
+                ports.append(int(sock.getsockname()[1]))
+            _handed_out.update(ports)
+            return ports
+        start = random.randrange(len(pool))
+        chosen: list[int] = []
+        for step in range(len(pool)):
+            port = pool[(start + step) % len(pool)]
+            if consecutive and chosen and port != chosen[-1] + 1:
+                chosen = []  # wrapped around: start the run again
+            if port in _handed_out or not _bindable(held, host, port):
+                chosen = [] if consecutive else chosen
+                continue
+            chosen.append(port)
+            if len(chosen) == count:
+                _handed_out.update(chosen)
+                return chosen
+    raise StackError(f"no {count} free port(s) on {host} in {pool.start}-{pool.stop - 1}")
+
+
+def _bindable(held: contextlib.ExitStack, host: str, port: int) -> bool:
+    """Bind (and hold, until the choice is made) `port`; False when something has it."""
+    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    try:
+        sock.bind((host, port))
+    except OSError:
+        return False
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Ports:
     """Every port the stack listens on. Defaults are the fixed ports of ``up``."""
@@ -115,15 +189,9 @@ class Ports:
 
     @classmethod
     def free(cls, host: str = "127.0.0.1") -> Ports:
-        """Ports that the kernel reports free right now (bind to port 0)."""
+        """Ports nothing listens on right now (see free_ports)."""
         names = [f.name for f in dataclasses.fields(cls)]
-        with contextlib.ExitStack() as held:
-            ports = []
-            for _ in names:
-                sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                sock.bind((host, 0))
-                ports.append(sock.getsockname()[1])
-        return cls(**dict(zip(names, ports, strict=True)))
+        return cls(**dict(zip(names, free_ports(len(names), host), strict=True)))
 
 
 @dataclasses.dataclass

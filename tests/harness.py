@@ -19,9 +19,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests import otlp_files
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import stack  # noqa: E402  (lives in scripts/, not an installed package)
+from tests import otlp_files  # noqa: E402
+
 BIN_DIR = Path(os.environ.get("OTEL_DISTRO_BACKENDS_BIN", REPO / ".backends" / "bin"))
 VENV_BIN = Path(sys.executable).parent
 EXAMPLES = REPO / "examples"
@@ -45,9 +48,13 @@ def require_binary(name: str) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port to listen on: see scripts/stack.py free_ports (one allocator for every test)."""
+    return stack.free_ports(1)[0]
+
+
+def free_port_range(size: int) -> int:
+    """The first of `size` consecutive free ports."""
+    return stack.free_ports(size, consecutive=True)[0]
 
 
 def wait_until(probe: Callable[[], T | None], timeout: float, interval: float = 0.2, what: str = "") -> T:

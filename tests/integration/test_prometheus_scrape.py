@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.harness import EXAMPLES, app_env, free_port, http, launch, stop_app, wait_until
+from tests.harness import EXAMPLES, app_env, free_port, free_port_range, http, launch, stop_app, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def _free_range(size: int) -> int:
-    """A base port whose next `size` ports are all free right now."""
-    for _ in range(50):
-        base = free_port()
-        if base + size > 65535:
-            continue
-        ok = True
-        for port in range(base, base + size):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    pytest.fail("no free port range")
 
 
 def _scrape(port: int) -> str:
@@ -42,7 +22,7 @@ def _scrape(port: int) -> str:
 
 
 def test_each_gunicorn_process_serves_its_own_metrics(tmp_path: Path) -> None:
-    base, port = _free_range(4), free_port()
+    base, port = free_port_range(4), free_port()
     app = launch(
         ["gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"],
         app_env(

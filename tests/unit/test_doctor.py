@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.server
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -18,15 +17,10 @@ import pytest
 from otel_distro import cli, doctor
 from otel_distro.doctor import _collector as collector
 from otel_distro.settings import load_settings
+from tests.harness import free_port
 
 SECRET = "s3cr3t-token-value"
 QUIET = {"OTEL_SERVICE_NAME": "svc", "OTEL_PYTHON_DISTRO": "otel_distro", "OTEL_PYTHON_CONFIGURATOR": "otel_distro"}
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _OTLPHandler(http.server.BaseHTTPRequestHandler):
@@ -184,7 +178,7 @@ class TestCollector:
         assert "set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" in (finding.fix or "")
 
     def test_down(self) -> None:
-        port = _closed_port()
+        port = free_port()
 
         [finding] = _collector({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
 
@@ -252,7 +246,7 @@ class TestCollector:
 
     def test_grpc_without_the_grpc_exporter_is_a_problem(self) -> None:
         settings = load_settings(
-            {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
         )
 
         found = doctor.collector_findings(settings, timeout=1, grpc_installed=False)
