@@ -9,7 +9,9 @@ from opentelemetry.sdk.resources import Resource
 from otel_distro._version import __version__
 from otel_distro.settings import Settings
 
-__all__ = ["build_resource"]
+__all__ = ["HTTP_METRICS_ATTRIBUTE", "build_resource"]
+
+HTTP_METRICS_ATTRIBUTE = "otel_distro.http_metrics"
 
 _log = logging.getLogger("otel_distro.resource")
 _warned_no_service_name = False
@@ -30,6 +32,10 @@ def build_resource(settings: Settings) -> Resource:
         attributes["service.version"] = settings.service_version
     if settings.environment:
         attributes["deployment.environment.name"] = settings.environment
+    if settings.http_metrics == "collector":
+        # Tells the collector (collector/config.yaml, filter/http_metrics_from_spans) that this
+        # process records no HTTP server metric, so it derives one from the server spans.
+        attributes[HTTP_METRICS_ATTRIBUTE] = "collector"
     resource = Resource.create(attributes)
     _warn_if_unnamed(resource)
     return resource

@@ -360,12 +360,19 @@ class Settings:
         "OTEL_DISTRO_HTTP_METRICS",
         "process",
         _choice("process", "collector"),
-        "Where request rate, errors and duration come from: `process` records the `http.server.*` "
-        "metrics here; `collector` records none (about 30 µs less per request) and leaves them to the "
-        "collector's span metrics (`traces_spanmetrics_*`, by span name = method and route, status "
-        "code, HTTP method and status); active requests, body sizes and `error.type` are then not counted, "
-        "and the bundled alert rules and per-route dashboard panels, which read `http_server_request_duration_*`, "
-        "stay empty.",
+        "Where `http.server.request.duration` (request rate, errors, duration) is computed: `process` "
+        "records it here; `collector` records no HTTP metric (about 30 µs less per request) and marks the "
+        "resource so the bundled collector derives the same histogram from the server spans, before tail "
+        "sampling; dashboards and alerts work unchanged. Not counted then: requests whose span is not "
+        "sampled (`OTEL_TRACES_SAMPLER`, or a caller's unsampled `traceparent`), `http.server.active_requests` "
+        "and the body sizes.",
+    )
+    traces_sampler: str | None = _setting(
+        "OTEL_TRACES_SAMPLER",
+        None,
+        _optional_str,
+        "Upstream variable (the SDK reads it; default `parentbased_always_on`): which spans are recorded. "
+        "`otel-distro doctor` warns when it drops requests that `OTEL_DISTRO_HTTP_METRICS=collector` would count.",
     )
     capture_headers_server_request: str | None = _setting(
         "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",

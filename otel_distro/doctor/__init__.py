@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from otel_distro.doctor._app import app_findings, logging_findings
 from otel_distro.doctor._collector import collector_findings, collector_targets, parse_headers
-from otel_distro.doctor._config import config_findings, service_name, settings_rows
+from otel_distro.doctor._config import config_findings, sampling_findings, service_name, settings_rows
 from otel_distro.doctor._distros import distro_findings
 from otel_distro.doctor._findings import Finding, Report
 from otel_distro.doctor._instrumentations import instrumentation_findings
@@ -39,6 +39,7 @@ __all__ = [
     "instrumentation_findings",
     "logging_findings",
     "parse_headers",
+    "sampling_findings",
     "settings_rows",
 ]
 
@@ -54,6 +55,7 @@ def diagnose(
     settings = load_settings(environ)  # parsed once: its problems are reported below, never logged
     report = Report(settings_rows(settings))
     report.findings += config_findings(settings.problems, service_name(settings, environ))
+    report.findings += sampling_findings(settings)
     report.findings += distro_findings(settings)
     if network:
         report.findings += collector_findings(settings, timeout)

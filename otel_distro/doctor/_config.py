@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from otel_distro.doctor._findings import PROBLEM, Finding
+from otel_distro.doctor._findings import PROBLEM, WARNING, Finding
 from otel_distro.settings import SettingProblem, Settings, setting_fields
 
-__all__ = ["config_findings", "service_name", "settings_rows"]
+__all__ = ["config_findings", "sampling_findings", "service_name", "settings_rows"]
 
 MASK = "******"
 
@@ -67,6 +67,25 @@ def config_findings(problems: Sequence[SettingProblem], service_name: str | None
             )
         )
     return found
+
+
+# Samplers that record every request a caller does not ask to drop.
+_ALWAYS = ("always_on", "parentbased_always_on")
+
+
+def sampling_findings(settings: Settings) -> list[Finding]:
+    """With HTTP metrics derived from spans, a head sampler that drops spans drops requests from them."""
+    if settings.http_metrics != "collector" or (settings.traces_sampler or _ALWAYS[1]).lower() in _ALWAYS:
+        return []
+    return [
+        Finding(
+            "config",
+            WARNING,
+            f"OTEL_DISTRO_HTTP_METRICS=collector derives request metrics from spans, and "
+            f"OTEL_TRACES_SAMPLER={settings.traces_sampler} drops some: those requests are not counted",
+            "sample in the collector (tail sampling) and unset OTEL_TRACES_SAMPLER, or unset OTEL_DISTRO_HTTP_METRICS",
+        )
+    ]
 
 
 def service_name(settings: Settings, environ: Mapping[str, str] | None) -> str | None:

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,10 +57,15 @@ def test_agent_files_document_every_variable_they_read(name: str) -> None:
 def test_gateway_override_keeps_the_metrics_processors_of_config_yaml() -> None:
     import yaml
 
-    base = yaml.safe_load((REPO / "collector" / "config.yaml").read_text())
-    override = yaml.safe_load((REPO / "collector" / "gateway.yaml").read_text())
-    expected = [*base["service"]["pipelines"]["metrics"]["processors"], "transform/gateway"]
-    assert override["service"]["pipelines"]["metrics"]["processors"] == expected
+    base = yaml.safe_load((REPO / "collector" / "config.yaml").read_text())["service"]["pipelines"]
+    override = yaml.safe_load((REPO / "collector" / "gateway.yaml").read_text())["service"]["pipelines"]
+    # Every metrics pipeline a connector feeds gets the label; none is left out.
+    assert set(override) == {"metrics", "metrics/http"}
+    for name, pipeline in override.items():
+        assert pipeline["processors"] == [*base[name]["processors"], "transform/gateway"]
+
+
+HTTP_DURATION = "http.server.request.duration"
 
 
 def _tier(tmp_path: Path, **gateway_settings: object) -> tuple[list[Collector], list[Collector]]:
@@ -189,24 +195,32 @@ def test_each_gateway_labels_its_span_metrics_and_service_graph(tmp_path: Path) 
         sent = send_traces(agent_a.http_endpoint, agent_b.http_endpoint, 300)
         wait_delivered(gateways, sent, timeout=60)
 
+        kinds = ("traces.spanmetrics", "traces_service_graph", HTTP_DURATION)
+
         def derived(g: Collector) -> list[Point]:
-            return [p for p in g.points() if p.name.startswith(("traces.spanmetrics", "traces_service_graph"))]
+            return [p for p in g.points() if p.name.startswith(kinds)]
 
-        def both_kinds_everywhere() -> bool:
+        def every_kind_everywhere() -> bool:
+            return all({k for k in kinds for p in derived(g) if p.name.startswith(k)} == set(kinds) for g in gateways)
+
+        def http_requests_counted() -> int:
+            # Cumulative: each gateway's latest count per series, summed over the gateways.
+            latest: dict[tuple[str, tuple[tuple[str, Any], ...]], int] = {}
             for g in gateways:
-                names = {p.name for p in derived(g)}
-                if not any(n.startswith("traces.spanmetrics") for n in names):
-                    return False
-                if not any(n.startswith("traces_service_graph") for n in names):
-                    return False
-            return True
+                for p in derived(g):
+                    if p.name == HTTP_DURATION:
+                        latest[(g.name, tuple(sorted(p.attributes.items())))] = int(p.data.get("count", 0))
+            return sum(latest.values())
 
-        # Both connectors flush every 15 s.
-        wait_until(both_kinds_everywhere, 60, interval=1, what="span metrics and service graph on every gateway")
+        # The connectors flush every 15 s.
+        wait_until(every_kind_everywhere, 60, interval=1, what="span metrics, service graph and HTTP metric everywhere")
         for g in gateways:
             labels = {p.attributes.get("otelcol.gateway") for p in derived(g)}
             assert labels == {g.name}, (g.name, labels)
-            own = [p for p in g.points() if not p.name.startswith(("traces.spanmetrics", "traces_service_graph"))]
+            own = [p for p in g.points() if not p.name.startswith(kinds)]
             assert all("otelcol.gateway" not in p.attributes for p in own)
+        # Each server span counted once, by the gateway its trace went to; client spans not at all.
+        wait_until(lambda: http_requests_counted() >= len(sent.spans), 60, interval=1, what="every request counted")
+        assert http_requests_counted() == len(sent.spans)
     finally:
         stop_all((*agents, *gateways))

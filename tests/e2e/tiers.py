@@ -48,6 +48,8 @@ service:
   pipelines:
     metrics:
       exporters: [file/metrics]
+    metrics/http:
+      exporters: [file/metrics]
 """
 
 
@@ -202,8 +204,14 @@ class Generator:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         self.providers = []
+        # The backend is marked as a service run with OTEL_DISTRO_HTTP_METRICS=collector, so the
+        # gateways also derive `http.server.request.duration` from its server spans.
+        resources = {
+            "frontend": {"service.name": "frontend"},
+            "backend": {"service.name": "backend", "otel_distro.http_metrics": "collector"},
+        }
         for service, endpoint in (("frontend", frontend_endpoint), ("backend", backend_endpoint)):
-            provider = TracerProvider(resource=Resource.create({"service.name": service}), shutdown_on_exit=False)
+            provider = TracerProvider(resource=Resource.create(resources[service]), shutdown_on_exit=False)
             provider.add_span_processor(
                 BatchSpanProcessor(
                     OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=10),
@@ -214,7 +222,8 @@ class Generator:
             )
             self.providers.append(provider)
         self.frontend = self.providers[0].get_tracer("scale-out")
-        self.backend = self.providers[1].get_tracer("scale-out")
+        # The scope the distro's FastAPI instrumentation reports under (what the gateways' filter keeps).
+        self.backend = self.providers[1].get_tracer("otel_distro.http_server.fastapi")
 
     def send(self, count: int, error_every: int = 0, slow_every: int = 0, slow_seconds: float = 0.8) -> Sent:
         """`count` traces of two spans; every `error_every`-th has an error on the child span,
@@ -237,7 +246,9 @@ class Generator:
                 context=trace.set_span_in_context(parent),
                 kind=SpanKind.SERVER,
                 start_time=start + 1_000_000,
+                attributes={"http.request.method": "POST", "http.route": "/charge", "url.scheme": "http"},
             )
+            child.set_attribute("http.response.status_code", 500 if kind == "error" else 200)
             if kind == "error":
                 child.set_status(Status(StatusCode.ERROR, "card declined"))
             child.end(end_time=start + duration - 1_000_000)

@@ -111,6 +111,12 @@ class TestResource:
         assert attrs["telemetry.distro.name"] == "otel-distro"
         assert attrs["service.instance.id"]
 
+    def test_collector_http_metrics_mark_the_resource(self) -> None:
+        from otel_distro.resource import HTTP_METRICS_ATTRIBUTE
+
+        assert build_resource(Settings(http_metrics="collector")).attributes[HTTP_METRICS_ATTRIBUTE] == "collector"
+        assert HTTP_METRICS_ATTRIBUTE not in build_resource(Settings()).attributes
+
     def test_unnamed_service_warns_once(
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:

@@ -96,6 +96,23 @@ class TestConfiguration:
 
         assert any("OTEL_SERVICE_NAME is not set" in p.message for p in report.problems)
 
+    @pytest.mark.parametrize(
+        ("sampler", "warned"),
+        [(None, False), ("always_on", False), ("parentbased_always_on", False), ("parentbased_traceidratio", True)],
+    )
+    def test_span_derived_http_metrics_with_a_dropping_sampler_warn(self, sampler: str | None, warned: bool) -> None:
+        env = {**QUIET, "OTEL_DISTRO_HTTP_METRICS": "collector"}
+        if sampler:
+            env["OTEL_TRACES_SAMPLER"] = sampler
+        report = doctor.diagnose(env, network=False)
+
+        def sampling_warnings(report: doctor.Report) -> list[doctor.Finding]:
+            return [f for f in report.findings if f.level == "warning" and "OTEL_TRACES_SAMPLER" in f.message]
+
+        assert len(sampling_warnings(report)) == warned
+        in_process = doctor.diagnose({**env, "OTEL_DISTRO_HTTP_METRICS": "process"}, network=False)
+        assert sampling_warnings(in_process) == []  # the process counts every request itself
+
     def test_secret_headers_are_masked_everywhere(self) -> None:
         env = {**QUIET, "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer%20{SECRET},X-Tenant=acme"}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -96,7 +97,8 @@ def _call(framework: str, app: Any, path: str) -> None:
     asyncio.run(one())
 
 
-def _run(framework: str, mode: str) -> tuple[list[Any], set[str]]:
+def _run(framework: str, mode: str) -> tuple[list[Any], Any]:
+    """The finished spans and the metrics data of PATHS requests in that mode."""
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider(shutdown_on_exit=False)
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -112,9 +114,11 @@ def _run(framework: str, mode: str) -> tuple[list[Any], set[str]]:
             _call(framework, app, path)
     finally:
         http_server.uninstrument(framework)
-    data = reader.get_metrics_data()
-    names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics} if data else set()
-    return list(spans.get_finished_spans()), names
+    return list(spans.get_finished_spans()), reader.get_metrics_data()
+
+
+def _names(data: Any) -> set[str]:
+    return {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics} if data else set()
 
 
 def _comparable(span: Any) -> tuple[Any, ...]:
@@ -131,8 +135,9 @@ def _comparable(span: Any) -> tuple[Any, ...]:
 
 
 def test_collector_mode_records_no_http_metrics_and_the_same_spans(framework: str) -> None:
-    process_spans, process_metrics = _run(framework, "process")
-    collector_spans, collector_metrics = _run(framework, "collector")
+    process_spans, process_data = _run(framework, "process")
+    collector_spans, collector_data = _run(framework, "collector")
+    process_metrics, collector_metrics = _names(process_data), _names(collector_data)
 
     assert "http.server.request.duration" in process_metrics
     assert not {name for name in collector_metrics if name.startswith("http.server.")}
@@ -145,3 +150,68 @@ def test_collector_mode_records_no_http_metrics_and_the_same_spans(framework: st
 
 def test_default_is_process() -> None:
     assert Settings().http_metrics == "process"
+
+
+# --- what the collector derives instead (collector/config.yaml, spanmetrics/http) ------------
+
+
+def _collector_config() -> dict[str, Any]:
+    import yaml
+
+    from tests.harness import REPO
+
+    config: dict[str, Any] = yaml.safe_load((REPO / "collector" / "config.yaml").read_text())
+    return config
+
+
+def _seconds(duration: str) -> float:
+    """A Go duration of the bucket list (`5ms`, `2500ms`, `1s`) in seconds."""
+    if duration.endswith("ms"):
+        return float(duration[:-2]) / 1000
+    assert duration.endswith("s"), duration
+    return float(duration[:-1])
+
+
+def test_the_collector_derives_the_same_histogram_definition() -> None:
+    from otel_distro.http_server._semconv import DURATION_BUCKETS, DURATION_KEYS
+
+    connector = _collector_config()["connectors"]["spanmetrics/http"]
+    assert connector["namespace"] + ".duration" == "http.server.request.duration"
+    assert connector["histogram"]["unit"] == "s"
+    assert tuple(_seconds(b) for b in connector["histogram"]["explicit"]["buckets"]) == DURATION_BUCKETS
+    assert sorted(d["name"] for d in connector["dimensions"]) == sorted(DURATION_KEYS)
+
+
+def test_the_collector_takes_the_spans_of_marked_services_only() -> None:
+    from otel_distro.http_server._semconv import SCOPE
+    from otel_distro.resource import HTTP_METRICS_ATTRIBUTE
+
+    (condition,) = _collector_config()["processors"]["filter/http_metrics_from_spans"]["traces"]["span"]
+    assert f'resource.attributes["{HTTP_METRICS_ATTRIBUTE}"] == "collector"' in condition
+    assert "kind == SPAN_KIND_SERVER" in condition
+    pattern = re.search(r'IsMatch\(instrumentation_scope.name, "([^"]+)"\)', condition)
+    assert pattern is not None
+    scopes = [f"{SCOPE}.fastapi", f"{SCOPE}.flask", "opentelemetry.instrumentation.fastapi"]
+    scopes.append("opentelemetry.instrumentation.flask")
+    assert all(re.match(pattern[1], s) for s in scopes)
+    assert not [
+        s for s in ("opentelemetry.instrumentation.django", "app", f"{SCOPE}.fastapi.x") if re.match(pattern[1], s)
+    ]
+
+
+def test_each_server_span_carries_what_its_metric_point_would(framework: str) -> None:
+    """In process mode, the attributes of each recorded point equal its span's attributes cut to
+    the connector's dimensions: what the collector derives in collector mode, series for series."""
+    spans, data = _run(framework, "process")
+    dimensions = [d["name"] for d in _collector_config()["connectors"]["spanmetrics/http"]["dimensions"]]
+    from_spans = sorted(sorted((k, v) for k, v in (s.attributes or {}).items() if k in dimensions) for s in spans)
+    from_points = sorted(
+        sorted((point.attributes or {}).items())
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "http.server.request.duration"
+        for point in metric.data.data_points
+    )
+    assert len(from_points) == len(PATHS)  # one series per path: each point is one request
+    assert from_spans == from_points
