@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/profile.py                         # ours, FastAPI, 10 s
     .venv/bin/python benchmarks/profile.py --variant stock --framework flask
+    .venv/bin/python benchmarks/profile.py --route order           # the realistic route
     .venv/bin/python benchmarks/profile.py --in-process            # no server: µs per request
     .venv/bin/python benchmarks/profile.py --in-process --timers --source /tmp/a --source /tmp/b
 
@@ -359,6 +360,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--framework", default="fastapi", choices=("fastapi", "flask"))
     parser.add_argument("--variant", default="ours", help="none, stock, ours or a feature variant name")
+    parser.add_argument("--route", default="hello", choices=("hello", "order"), help="server mode: the route driven")
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -384,17 +386,20 @@ def main() -> int:
     run.RESULTS.mkdir(parents=True, exist_ok=True)
     work_dir = run.RESULTS / "profile"
     work_dir.mkdir(exist_ok=True)
-    chosen = [v for v in run.variants([args.framework], True, work_dir) if v.name == args.variant]
+    routes = (args.route,)
+    chosen = [v for v in run.variants([args.framework], True, work_dir, routes=routes) if v.name == args.variant]
     if not chosen:
         sys.exit(f"no variant {args.variant!r}")
     variant = chosen[0]
     sink = run.Sink(work_dir)
+    stub = run.Stub(work_dir) if args.route == "order" else None
+    script = run.ORDER_SCRIPT if args.route == "order" else None
     port = run._free_port()
     service = f"profile-{args.framework}-{args.variant}"
     output = (work_dir / f"{service}.out").open("wb")
     process = subprocess.Popen(
         run._argv(variant, port),
-        env=run._env(variant, service, sink.endpoint),
+        env=run._env(variant, service, sink.endpoint, stub.url if stub else ""),
         cwd=run.APPS,
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -403,25 +408,27 @@ def main() -> int:
     stem = f"{args.framework}-{args.variant}".replace("+", "-").replace("=", "-")
     try:
         deadline = time.monotonic() + 60
-        while run._get(port, variant.path) != 200:
+        while run._get(port, variant.probe_path) != 200:
             if time.monotonic() > deadline or process.poll() is not None:
                 sys.exit("the app did not start")
             time.sleep(0.05)
         pid = (run._children(process.pid) or [process.pid])[0] if args.framework == "flask" else process.pid
         url = f"http://127.0.0.1:{port}{variant.path}"
-        run.run_wrk(wrk, url, 2, args.connections)  # warm-up
+        run.run_wrk(wrk, url, 2, args.connections, script)  # warm-up
         raw = work_dir / f"{stem}.collapsed"
         spy = subprocess.Popen(
             [py_spy, "record", "--gil", "--threads", "--full-filenames", "--nonblocking",
-             "-r", str(args.rate), "-d", str(args.duration), "-p", str(pid), "--format", "raw", "-o", str(raw)],
+             "-r", str(args.rate), "-d", str(max(1, round(args.duration))), "-p", str(pid), "--format", "raw", "-o", str(raw)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=None,
         )  # fmt: skip
-        load = run.run_wrk(wrk, url, args.duration, args.connections)
+        load = run.run_wrk(wrk, url, args.duration, args.connections, script)
         spy.wait(30)
     finally:
         run._terminate(process)
         sink.stop()
+        if stub is not None:
+            stub.stop()
     print(f"{variant.key}: {load['rps']:,.0f} req/s while sampled (sampling itself slows it a little)\n")
     print(summarize(raw, args.top))
     print(f"\ncollapsed stacks (for any flame-graph tool): {raw}")
