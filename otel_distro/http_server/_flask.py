@@ -2,9 +2,11 @@
 
 A `wsgi_app` wrapper decides exclusion and counts the request active; a `before_request` hook
 starts the span once the route is known; the response's `start_response` is its response start;
-our `teardown_request` (the last to run) ends it. A generated (streamed) body ends the request
-when it is exhausted or closed instead, so the duration and the span (current while each
-chunk is generated) cover the stream.
+our `teardown_request` (the last to run) ends it. A body produced while the server sends it (a
+generator, `send_file`'s file, any other iterator) ends the request when it is exhausted or
+closed instead, so the duration and the span (current while each chunk is produced) cover the
+transfer. A server's `wsgi.file_wrapper` is returned as it is (the server may `sendfile` it):
+its `close`, which PEP 3333 servers call once sent, ends the request.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from contextvars import Token
 from importlib.metadata import version
 from time import time_ns
 from timeit import default_timer
-from types import GeneratorType
 from typing import Any
 
 from opentelemetry import context, trace
@@ -24,7 +25,7 @@ from opentelemetry.instrumentation.wsgi import wsgi_getter
 from opentelemetry.propagate import extract
 from opentelemetry.trace import INVALID_SPAN, SpanKind
 from opentelemetry.util.http import normalize_user_agent
-from werkzeug.wsgi import get_current_url
+from werkzeug.wsgi import ClosingIterator, get_current_url
 
 from otel_distro.http_server._config import Config
 from otel_distro.http_server._request import ServerRequest, end_request, fail, on_response_start
@@ -181,6 +182,28 @@ class _StreamedBody:
                 context.detach(token)
 
 
+def _end_on_close(body: Any, span_context: Context, end: Callable[[BaseException | None], None]) -> bool:
+    """Make the server's own file wrapper end the request when closed; False if it cannot be."""
+    original = getattr(body, "close", None)
+
+    def close() -> None:
+        try:
+            if original is not None:
+                original()
+        finally:
+            token = context.attach(span_context)
+            try:
+                end(None)
+            finally:
+                context.detach(token)
+
+    try:
+        body.close = close
+    except AttributeError:  # __slots__: wrapped instead, as any other body
+        return False
+    return True
+
+
 class _FlaskServer:
     """Instruments one app."""
 
@@ -221,11 +244,22 @@ class _FlaskServer:
                 if state.request is None:  # no span was started (a failing earlier hook)
                     instruments.active.record(-1, active_attributes)
             if state.deferred and state.request is not None:  # teardown left the end to the body
-                span_context = trace.set_span_in_context(state.request.span)
-                return _StreamedBody(body, span_context, lambda exc: self._end(state.request, exc))
+                return self._deferred_end(environ, body, state.request)
             return body
 
         return _wrapped_app
+
+    def _deferred_end(self, environ: dict[str, Any], body: Iterable[bytes], request: ServerRequest) -> Iterable[bytes]:
+        """The body, made to end the request once sent."""
+        span_context = trace.set_span_in_context(request.span)
+
+        def end(exc: BaseException | None) -> None:
+            self._end(request, exc)
+
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if isinstance(file_wrapper, type) and isinstance(body, file_wrapper) and _end_on_close(body, span_context, end):
+            return body
+        return _StreamedBody(body, span_context, end)
 
     def _before_request(self) -> None:
         request_ctx = _request_ctx()
@@ -269,7 +303,9 @@ class _FlaskServer:
         state.request_ctx = request_ctx
 
     def _after_request(self, response: Any) -> Any:
-        if isinstance(response.response, GeneratorType):  # generated while sent (stream_with_context too)
+        # A list or tuple body is complete now; anything else is produced while it is sent, except
+        # the ClosingIterator werkzeug makes of an already rendered response (an error page).
+        if not isinstance(response.response, (list, tuple, ClosingIterator)):
             state = _request_ctx().request.environ.get(_STATE)
             if state is not None:
                 state.streamed = True

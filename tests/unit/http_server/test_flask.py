@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from otel_distro import http_server
 from otel_distro._version import __version__
 from otel_distro.http_server._semconv import DURATION_BUCKETS
+from tests.server_inputs import wsgi_environ
 from tests.unit.http_server.conftest import Telemetry, wsgi
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -210,6 +211,28 @@ def _streaming_app(seen: list[Any]) -> Any:
     return app
 
 
+FILE_BYTES = b"x" * 20_000
+SLOW_READ = 0.02  # seconds per read of the slow file below
+
+
+class _SlowFile(io.BytesIO):
+    """A file whose reads take time, like one on a slow disk."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        time.sleep(SLOW_READ)
+        return super().read(size)
+
+
+def _file_app() -> Any:
+    app = flask.Flask("files")
+
+    @app.get("/file")
+    def file() -> Any:
+        return flask.send_file(_SlowFile(FILE_BYTES), mimetype="application/octet-stream")
+
+    return app
+
+
 class TestStreamingAndTeardown:
     def test_the_span_covers_a_stream_with_context(self, flask_telemetry: Telemetry) -> None:
         seen: list[Any] = []
@@ -259,6 +282,50 @@ class TestStreamingAndTeardown:
         assert current[0].get_span_context().span_id == span.context.span_id
         assert flask_telemetry.lines() == [("request completed", "/gen", 200)]
         assert flask_telemetry.point("http.server.active_requests").value == 0
+
+    def test_an_iterator_body_ends_once_sent(self, flask_telemetry: Telemetry) -> None:
+        app = flask.Flask("iterator")
+
+        @app.get("/it")
+        def it() -> Any:
+            return flask.Response(iter([b"a", b"b"]))
+
+        ended_early: list[bool] = []
+        response = wsgi(app, "GET", "/it", on_chunk=lambda chunk: ended_early.append(bool(flask_telemetry.spans())))
+
+        assert b"".join(response.chunks) == b"ab"
+        assert ended_early == [False, False]
+        assert flask_telemetry.lines() == [("request completed", "/it", 200)]
+
+    def test_send_file_ends_once_the_file_is_read(self, flask_telemetry: Telemetry) -> None:
+        app = _file_app()
+        ended_early: list[bool] = []
+        response = wsgi(app, "GET", "/file", on_chunk=lambda chunk: ended_early.append(bool(flask_telemetry.spans())))
+
+        assert b"".join(response.chunks) == FILE_BYTES
+        assert ended_early and not any(ended_early)
+        assert flask_telemetry.point("http.server.request.duration").sum >= SLOW_READ * 2  # the reads, timed
+        assert flask_telemetry.point("http.server.active_requests").value == 0
+        assert flask_telemetry.lines() == [("request completed", "/file", 200)]
+
+    def test_the_servers_file_wrapper_is_kept_and_its_close_ends_the_request(self, flask_telemetry: Telemetry) -> None:
+        """gunicorn sends its own `wsgi.file_wrapper` with sendfile: the body must stay that object."""
+        from gunicorn.http.wsgi import FileWrapper
+
+        started: list[str] = []
+        environ = wsgi_environ("GET", "/file", **{"wsgi.file_wrapper": FileWrapper})
+        body = _file_app()(environ, lambda status, headers, exc_info=None: started.append(status))
+
+        assert isinstance(body, FileWrapper)
+        assert started == ["200 OK"]
+        sent = b"".join(body)  # what sendfile would send
+        assert flask_telemetry.spans() == []  # sent, not yet closed
+        body.close()  # PEP 3333: the server closes the body once sent
+
+        assert sent == FILE_BYTES
+        assert flask_telemetry.span().attributes["http.response.status_code"] == 200
+        assert flask_telemetry.point("http.server.active_requests").value == 0
+        assert flask_telemetry.lines() == [("request completed", "/file", 200)]
 
     def test_a_body_never_read_leaves_no_span_current(self, flask_telemetry: Telemetry) -> None:
         """A test client that neither reads nor closes a streamed body: the next request is still
