@@ -32,7 +32,7 @@ import json
 import re
 import sys
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,6 +317,28 @@ def group_links(service_field: str, drill_down: bool = True) -> list[dict[str, s
     return links
 
 
+def merged_table(
+    title: str,
+    description: str,
+    datasource: DataSourceRef,
+    height: int,
+    targets: Sequence[Builder[Dataquery]],
+    index: Mapping[str, int],
+    renames: Mapping[str, str],
+    labels_to_fields: bool = False,
+) -> table.Panel:
+    """A full-width table of its queries' rows merged on their common fields: columns ordered by
+    ``index``, renamed by ``renames``, without the time column."""
+    panel = table.Panel().title(title).description(description).datasource(datasource).span(24).height(height)
+    panel = panel.targets(list(targets))
+    if labels_to_fields:  # labels (Loki) become columns first
+        panel = panel.with_transformation(DataTransformerConfig(id_val="labelsToFields", options={"mode": "columns"}))
+    organize = {"excludeByName": {"Time": True}, "indexByName": dict(index), "renameByName": dict(renames)}
+    return panel.with_transformation(DataTransformerConfig(id_val="merge", options={})).with_transformation(
+        DataTransformerConfig(id_val="organize", options=organize)
+    )
+
+
 def issue_table(title: str, columns: Sequence[tuple[str, Query]], description: str = "") -> table.Panel:
     """One row per issue (service, group, type): each instant query is a column (named by its ref ID),
     merged on the labels they all have; a query's extra label (route, release) is a column too."""
@@ -327,26 +349,9 @@ def issue_table(title: str, columns: Sequence[tuple[str, Query]], description: s
     titles += ["first release", "last seen"]
     by_title = {title: i for i, title in enumerate(titles)}
     order = {name: by_title.get(title, len(titles)) for name, title in renames.items()}
-    panel = (
-        table.Panel()
-        .title(title)
-        .description(description)
-        .datasource(PROMETHEUS)
-        .span(24)
-        .height(10)
-        .targets([prom(query, chr(ord("A") + i)).format("table") for i, (_, query) in enumerate(columns)])
-        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
-        .with_transformation(
-            DataTransformerConfig(
-                id_val="organize",
-                options={
-                    "excludeByName": {"Time": True},
-                    "indexByName": order,
-                    "renameByName": renames,
-                },
-            )
-        )
-        .override_by_name("error group", [DynamicConfigValue(id_val="links", value=group_links("job"))])
+    targets = [prom(query, chr(ord("A") + i)).format("table") for i, (_, query) in enumerate(columns)]
+    panel = merged_table(title, description, PROMETHEUS, 10, targets, order, renames).override_by_name(
+        "error group", [DynamicConfigValue(id_val="links", value=group_links("job"))]
     )
     for name, _ in columns:
         if name.endswith("seen"):
@@ -383,26 +388,9 @@ def sample_table(title: str, logql: str, description: str = "") -> table.Panel:
         "trace_id": "sample trace",
         "Value": "lines like it",
     }
+    index = {name: i for i, name in enumerate(columns)}
     return (
-        table.Panel()
-        .title(title)
-        .description(description)
-        .datasource(LOKI)
-        .span(24)
-        .height(8)
-        .targets([target])
-        .with_transformation(DataTransformerConfig(id_val="labelsToFields", options={"mode": "columns"}))
-        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
-        .with_transformation(
-            DataTransformerConfig(
-                id_val="organize",
-                options={
-                    "excludeByName": {"Time": True},
-                    "indexByName": {name: i for i, name in enumerate(columns)},
-                    "renameByName": renames,
-                },
-            )
-        )
+        merged_table(title, description, LOKI, 8, [target], index, renames, labels_to_fields=True)
         .override_by_name("sample trace", [DynamicConfigValue(id_val="links", value=[trace_link])])
         .override_by_name(
             "error group", [DynamicConfigValue(id_val="links", value=group_links("service_name", drill_down=False))]

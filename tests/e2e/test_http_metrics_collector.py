@@ -113,17 +113,27 @@ def expected_total(kind: str) -> int:
 def test_collector_mode_writes_the_series_the_process_would(backend_stack: stack.Stack, traffic: Traffic) -> None:
     jobs = {(kind, mode): service(kind, mode) for kind in MARKERS for mode in MODES}
 
+    last: dict[tuple[str, str], int] = {}
+
     def all_counted(extra: int) -> dict[tuple[str, str], Counter[Any]] | None:
         found = {key: counts(backend_stack, job) for key, job in jobs.items()}
+        last.update({key: sum(c.values()) for key, c in found.items()})
         enough = all(sum(c.values()) >= expected_total(kind) + extra for (kind, _), c in found.items())
         return found if enough else None
 
-    wait_until(lambda: all_counted(0), POLL_SECONDS, interval=1, what="requests counted in both modes")
+    def wait(extra: int, what: str) -> dict[tuple[str, str], Counter[Any]]:
+        try:
+            return wait_until(lambda: all_counted(extra), POLL_SECONDS, interval=1, what=what)
+        except pytest.fail.Exception:
+            wanted = {kind: expected_total(kind) + extra for kind in MARKERS}
+            pytest.fail(f"{what}: counted {last}, wanted {wanted}", pytrace=False)
+
+    wait(0, "requests counted in both modes")
     # A marker request per service, sent last: once it is counted, whatever the earlier
     # requests could still add (counted twice, late) has been written too.
     for (kind, _), app in traffic.apps.items():
         http("GET", app.url + MARKERS[kind])
-    found = wait_until(lambda: all_counted(1), POLL_SECONDS, interval=1, what="marker requests counted")
+    found = wait(1, "marker requests counted")
     for kind in MARKERS:
         process, collector = found[(kind, "process")], found[(kind, "collector")]
         assert sum(process.values()) == sum(collector.values()) == expected_total(kind) + 1
