@@ -416,9 +416,10 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}{variant.path}"
         run.run_wrk(wrk, url, 2, args.connections, script)  # warm-up
         raw = work_dir / f"{stem}.collapsed"
+        seconds = str(max(1, round(args.duration)))  # py-spy takes whole seconds only
         spy = subprocess.Popen(
             [py_spy, "record", "--gil", "--threads", "--full-filenames", "--nonblocking",
-             "-r", str(args.rate), "-d", str(max(1, round(args.duration))), "-p", str(pid), "--format", "raw", "-o", str(raw)],
+             "-r", str(args.rate), "-d", seconds, "-p", str(pid), "--format", "raw", "-o", str(raw)],
             stdout=subprocess.DEVNULL,
             stderr=None,
         )  # fmt: skip
