@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
@@ -70,6 +73,8 @@ __all__ = [
     "instrument_internals",
     "logger_internals",
     "metric_exporter_preferences",
+    "renew_metric_locks",
+    "renew_metric_locks_after_fork",
     "request_too_large",
     "send_encoded",
     "span_attribute_dict",
@@ -551,6 +556,66 @@ def metric_exporter_preferences(exporter: Any) -> dict[str, Any]:
         "preferred_temporality": exporter._preferred_temporality,
         "preferred_aggregation": exporter._preferred_aggregation,
     }
+
+
+# --- fork safety the SDK lacks ----------------------------------------------------------
+#
+# A pre-fork server (gunicorn) forks its workers at any moment, also while the master's metric
+# reader thread collects or exports. The SDK holds its metric locks across that work (the
+# reader's export lock across the whole HTTP export; the measurement consumer's and reader
+# storage's locks across a collection; each series' aggregation and exemplar reservoir lock
+# while reading it), and after a fork it only renews the provider's own two locks. A worker
+# forked then inherits a lock held by a thread it does not have: its reader waits forever and
+# the worker never exports a metric again, or its request thread hangs on its first new series
+# or exemplar. tests/unit/test_fork_safe.py forks in the middle of an export and a collection.
+_RLOCK_TYPE = type(threading.RLock())
+_said_fork_locks = False
+
+
+def renew_metric_locks_after_fork(provider: Any) -> None:
+    """Replace, in every forked child, each metric lock of `provider` by a free one."""
+    ref = weakref.ref(provider)
+
+    def renew() -> None:
+        alive = ref()
+        if alive is not None:
+            renew_metric_locks(alive)
+
+    os.register_at_fork(after_in_child=renew)
+
+
+def renew_metric_locks(provider: Any) -> bool:
+    """Free locks in place of the SDK's (the child's one thread holds none of them yet); False,
+    with one INFO line, when the SDK's shape changed and they could not all be reached."""
+    global _said_fork_locks
+    try:
+        consumer = provider._measurement_consumer
+        _renew(consumer)
+        for reader in provider._metric_readers:
+            _renew(reader, "_lock", "_export_lock")
+        for storage in consumer._reader_storages.values():
+            _renew(storage)
+            for matches in list(storage._instrument_view_instrument_matches.values()):
+                for match in matches:
+                    _renew(match)
+                    for aggregation in list(match._attributes_aggregation.values()):
+                        _renew(aggregation)
+                        reservoir = getattr(aggregation, "_reservoir", None)
+                        if reservoir is not None:
+                            _renew(reservoir)
+    except (AttributeError, TypeError) as error:
+        if not _said_fork_locks:
+            _said_fork_locks = True
+            _log.info("otel-distro: could not renew the SDK's metric locks after a fork (%s)", error)
+        return False
+    return True
+
+
+def _renew(owner: Any, *names: str) -> None:
+    for name in names or ("_lock",):
+        old = getattr(owner, name, None)
+        if old is not None:
+            setattr(owner, name, threading.RLock() if isinstance(old, _RLOCK_TYPE) else threading.Lock())
 
 
 # Imported on first use (module `__getattr__`): only the configurator needs it, and it imports the whole SDK.

@@ -16,6 +16,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
+from otel_distro import _sdk_compat
 from otel_distro._sdk_compat import BaseConfigurator
 from otel_distro.components import request_ids, scrubber
 from otel_distro.error_counter import ErrorCounter
@@ -82,6 +83,7 @@ def _build(settings: Settings) -> tuple[TracerProvider, MeterProvider, LoggerPro
     if "prometheus" in settings.metrics_exporter:
         readers.append(prometheus_reader(settings))
     meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+    _sdk_compat.renew_metric_locks_after_fork(meter_provider)  # pre-fork servers: see the function
     metrics.set_meter_provider(meter_provider)
 
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)

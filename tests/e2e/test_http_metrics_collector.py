@@ -126,7 +126,15 @@ def test_collector_mode_writes_the_series_the_process_would(backend_stack: stack
             return wait_until(lambda: all_counted(extra), POLL_SECONDS, interval=1, what=what)
         except pytest.fail.Exception:
             wanted = {kind: expected_total(kind) + extra for kind in MARKERS}
-            pytest.fail(f"{what}: counted {last}, wanted {wanted}", pytrace=False)
+            query = 'http_server_request_duration_seconds_count{job="%s"}'
+            series = {
+                job: [
+                    (x["metric"].get("instance"), x["metric"].get("http_route"), x["value"][1])
+                    for x in prom(backend_stack, query % job)
+                ]
+                for job in jobs.values()
+            }
+            pytest.fail(f"{what}: counted {last}, wanted {wanted}; series {series}", pytrace=False)
 
     wait(0, "requests counted in both modes")
     # A marker request per service, sent last: once it is counted, whatever the earlier
