@@ -2,9 +2,10 @@
 
 A pre-fork server (gunicorn) forks its workers while the master's export threads run. A
 plain lock that one of them held at that instant stays held forever in the child, whose
-first use of it then hangs: a worker that boots and never answers. The SDK renews its own
-locks after a fork; these are ours. Not for the request path's hot locks (one extra call per
-acquire): for locks taken at first use, on export threads and on warnings.
+first use of it then hangs: a worker that boots and never answers, or never exports again.
+These are ours (the SDK's metric locks are renewed by `_sdk_compat.renew_metric_locks_after_fork`).
+Not for the request path's hot locks (one extra call per acquire): for locks taken at first
+use, on export threads and on warnings.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ on the SDK's background threads, and adds two clock reads per batch: nothing on 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -153,7 +152,7 @@ class ExporterState:
 
 
 _states: dict[str, ExporterState] = {}
-_states_lock = threading.Lock()
+_states_lock = ForkSafeLock()  # export threads take it, also a pre-fork master's
 
 
 def _kind(exporter: object) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import http.client
 import os
 import string
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_distro import _sdk_compat
+from otel_distro._fork_safe import ForkSafeLock
 from otel_distro._sdk_compat import BaseHTTPResult, BaseHTTPTransport
 from otel_distro.otlp_encoding import encode_log_request, encode_span_request
 from otel_distro.settings import Settings
@@ -79,7 +79,9 @@ class _PlainHTTPTransport(BaseHTTPTransport):
         self._port = port
         self._connection: http.client.HTTPConnection | None = None
         self._pid = os.getpid()
-        self._lock = threading.Lock()  # export and force_flush may overlap
+        # Export and force_flush may overlap. Fork-safe: held across the POST, and a pre-fork
+        # master's export may be in flight when it forks a worker.
+        self._lock = ForkSafeLock()
 
     def request(
         self,

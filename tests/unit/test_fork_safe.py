@@ -185,3 +185,24 @@ class _Locks:
     def __exit__(self, *exc: object) -> None:
         for lock in reversed(self.locks):
             lock.release()
+
+
+class TestOurExportLocksAcrossFork:
+    def test_a_post_in_flight_at_fork_does_not_block_the_childs(self) -> None:
+        from otel_distro.otlp_http import _PlainHTTPTransport
+        from tests.harness import free_port
+
+        port = free_port()  # nothing listens: the child's POST fails fast, if it gets to try
+        transport = _PlainHTTPTransport("127.0.0.1", port)
+
+        def post() -> bool:
+            result = transport.request("POST", f"http://127.0.0.1:{port}/v1/metrics", data=b"", timeout=1)
+            return result.error is not None
+
+        # The parent's export thread holds the lock across its POST.
+        assert _held_during_fork(transport._lock, post) == 0
+
+    def test_the_exporter_states_lock_is_free_in_the_child(self) -> None:
+        from otel_distro import exporters
+
+        assert _held_during_fork(exporters._states_lock, lambda: isinstance(exporters.pipeline_state(), list)) == 0
