@@ -16,6 +16,7 @@ from otel_distro.settings import Settings, apply_upstream_defaults, get_settings
 __all__ = ["OtelDistro", "instrument"]
 
 _log = logging.getLogger("otel_distro.http_server")
+_settings_log = logging.getLogger("otel_distro.settings")  # the configurator's, for the same warnings
 _said: set[str] = set()
 
 
@@ -27,14 +28,27 @@ class OtelDistro(BaseDistro):  # type: ignore[misc]
     def _configure(self, **kwargs: Any) -> None:
         if is_helper_process():
             return
+        settings = get_settings()
         # Instrumentations and exporters read these themselves, so they must be in place
         # before any of them is imported.
-        apply_upstream_defaults(get_settings())
+        apply_upstream_defaults(settings)
+        warn_if_no_configurator_will(settings)
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
         if is_helper_process():
             return
         instrument(entry_point, get_settings(), **kwargs)
+
+
+ENTRY_POINT = "otel_distro"  # our distro's and configurator's entry-point name (pyproject.toml)
+
+
+def warn_if_no_configurator_will(settings: Settings) -> None:
+    """Our configurator warns once per refused value (after logging is set up); with another
+    configurator chosen it never runs, so the distro says them here, once each."""
+    if settings.python_configurator and settings.python_configurator != ENTRY_POINT:
+        for problem in settings.problems:
+            _settings_log.warning("otel-distro: %s", problem.message)
 
 
 def instrument(entry_point: Any, settings: Settings, **kwargs: Any) -> None:

@@ -178,3 +178,22 @@ class TestConfiguratorWarns:
 
         [warning] = _warnings(caplog)
         assert "OTEL_DISTRO_LOG_LEVEL" in warning
+
+
+class TestAnotherConfiguratorChosen:
+    """With another configurator, ours never runs: the distro warns instead, once per problem."""
+
+    @pytest.mark.parametrize(("configurator", "warned"), [("vendor", 1), ("otel_distro", 0), (None, 0)])
+    def test_the_distro_warns_only_when_ours_will_not(
+        self, caplog: pytest.LogCaptureFixture, configurator: str | None, warned: int
+    ) -> None:
+        from otel_distro import distro
+
+        env = {"OTEL_DISTRO_LOG_LEVEL": "LOUD", "OTEL_SERVICE_NAME": "svc"}
+        if configurator:
+            env["OTEL_PYTHON_CONFIGURATOR"] = configurator
+        distro.warn_if_no_configurator_will(load_settings(env))
+
+        warnings = _warnings(caplog)
+        assert len(warnings) == warned
+        assert all(w.startswith("otel-distro: OTEL_DISTRO_LOG_LEVEL='LOUD' is not valid") for w in warnings)
