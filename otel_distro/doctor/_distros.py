@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from otel_distro.distro import ENTRY_POINT as OURS
 from otel_distro.doctor._findings import OK, PROBLEM, WARNING, Finding, entry_points
 from otel_distro.settings import Settings
 
 __all__ = ["OURS", "distro_findings"]
-
-OURS = "otel_distro"
 
 
 def distro_findings(settings: Settings, entry_points: Callable[[str], Sequence[Any]] = entry_points) -> list[Finding]:

@@ -11,6 +11,7 @@ its `close`, which PEP 3333 servers call once sent, ends the request.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import Token
@@ -170,33 +171,27 @@ class _StreamedBody:
             yield chunk
 
     def close(self) -> None:
+        _close_then_end(getattr(self._body, "close", None), self._context, self._end)
+
+
+def _close_then_end(
+    close: Callable[[], object] | None, span_context: Context, end: Callable[[BaseException | None], None]
+) -> None:
+    """A body's PEP 3333 `close`: its own first, then the request ends (in its span's context)."""
+    try:
+        if close is not None:
+            close()
+    finally:
+        token = context.attach(span_context)
         try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
+            end(None)
         finally:
-            token = context.attach(self._context)
-            try:
-                self._end(None)
-            finally:
-                context.detach(token)
+            context.detach(token)
 
 
 def _end_on_close(body: Any, span_context: Context, end: Callable[[BaseException | None], None]) -> bool:
     """Make the server's own file wrapper end the request when closed; False if it cannot be."""
-    original = getattr(body, "close", None)
-
-    def close() -> None:
-        try:
-            if original is not None:
-                original()
-        finally:
-            token = context.attach(span_context)
-            try:
-                end(None)
-            finally:
-                context.detach(token)
-
+    close = functools.partial(_close_then_end, getattr(body, "close", None), span_context, end)
     try:
         body.close = close
     except AttributeError:  # __slots__: wrapped instead, as any other body
