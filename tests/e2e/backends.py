@@ -81,3 +81,24 @@ def find_traces(
     if status != 200 or not isinstance(body, dict):
         return []
     return [str(t["traceID"]).rjust(32, "0") for t in body.get("data") or []]
+
+
+def window(started: float) -> dict[str, str]:
+    """A query range from a minute before `started` to a minute from now."""
+    return {"start": str(int(started) - 60), "end": str(int(time.time()) + 60)}
+
+
+def promql_range(backends: stack.Stack, promql: str, started: float) -> list[dict[str, Any]]:
+    """Series with at least one sample since `started` (what a time-series panel draws)."""
+    params = {"query": promql, "step": "15", **window(started)}
+    status, body = stack.get_json(f"{backends.prometheus_url}/api/v1/query_range", params)
+    assert status in (200, 0, 503), f"Prometheus refused {promql}: {body}"
+    if status != 200 or not isinstance(body, dict):
+        return []
+    return [series for series in body["data"]["result"] if series.get("values")]
+
+
+def promql_instant(backends: stack.Stack, promql: str) -> list[dict[str, Any]]:
+    status, body = stack.get_json(f"{backends.prometheus_url}/api/v1/query", {"query": promql})
+    assert status in (200, 0, 503), f"Prometheus refused {promql}: {body}"
+    return list(body["data"]["result"]) if status == 200 and isinstance(body, dict) else []

@@ -28,7 +28,7 @@ import pytest
 from tests.harness import EXAMPLES
 from tests.stack import queries
 
-from .backends import find_traces, logsql, trace_exists
+from .backends import find_traces, logsql, promql_instant, promql_range, trace_exists, window
 from .conftest import stack
 from .services import example_services
 from .test_pipeline import poll
@@ -78,26 +78,6 @@ def traffic(backend_stack: stack.Stack, tmp_path_factory: pytest.TempPathFactory
 # ---- backend clients ---------------------------------------------------------------
 
 
-def window(traffic: Traffic) -> dict[str, str]:
-    return {"start": str(int(traffic.started) - 60), "end": str(int(time.time()) + 60)}
-
-
-def promql_range(backends: stack.Stack, promql: str, traffic: Traffic) -> list[dict[str, Any]]:
-    """Series with at least one sample over the traffic window (what a time-series panel draws)."""
-    params = {"query": promql, "step": "15", **window(traffic)}
-    status, body = stack.get_json(f"{backends.prometheus_url}/api/v1/query_range", params)
-    assert status in (200, 0, 503), f"Prometheus refused {promql}: {body}"
-    if status != 200 or not isinstance(body, dict):
-        return []
-    return [series for series in body["data"]["result"] if series.get("values")]
-
-
-def promql_instant(backends: stack.Stack, promql: str) -> list[dict[str, Any]]:
-    status, body = stack.get_json(f"{backends.prometheus_url}/api/v1/query", {"query": promql})
-    assert status in (200, 0, 503), f"Prometheus refused {promql}: {body}"
-    return list(body["data"]["result"]) if status == 200 and isinstance(body, dict) else []
-
-
 def native_logs(backends: stack.Stack, query: str, traffic: Traffic) -> list[dict[str, Any]]:
     by_time = "| stats" not in query
     return logsql(backends, query, traffic.started, by_time=by_time)
@@ -118,7 +98,7 @@ def test_promql_panel_returns_data(backend_stack: stack.Stack, traffic: Traffic,
     if query.instant:
         poll(f"{_id(query)} {expr}", lambda: promql_instant(backend_stack, expr), POLL_SECONDS)
     else:
-        poll(f"{_id(query)} {expr}", lambda: promql_range(backend_stack, expr, traffic), POLL_SECONDS)
+        poll(f"{_id(query)} {expr}", lambda: promql_range(backend_stack, expr, traffic.started), POLL_SECONDS)
 
 
 # The LogQL and TraceQL panels' questions, asked of the native backends. Keyed by
@@ -183,7 +163,8 @@ def test_service_map_has_edges(backend_stack: stack.Stack, traffic: Traffic, que
     # Grafana reads the service graph from these Prometheus series, filtered by each selector.
     for selector in query.expr:
         promql = f"traces_service_graph_request_total{queries.substitute(selector, VALUES)}"
-        poll(f"service map {promql}", functools.partial(promql_range, backend_stack, promql, traffic), POLL_SECONDS)
+        drawn = functools.partial(promql_range, backend_stack, promql, traffic.started)
+        poll(f"service map {promql}", drawn, POLL_SECONDS)
 
 
 def test_variables_list_the_services(backend_stack: stack.Stack, traffic: Traffic) -> None:
@@ -202,7 +183,7 @@ def test_latency_exemplars_open_traces(backend_stack: stack.Stack, traffic: Traf
 
     def exemplar_trace_ids() -> list[str]:
         status, body = stack.get_json(
-            f"{backend_stack.prometheus_url}/api/v1/query_exemplars", {"query": expr, **window(traffic)}
+            f"{backend_stack.prometheus_url}/api/v1/query_exemplars", {"query": expr, **window(traffic.started)}
         )
         if status != 200 or not isinstance(body, dict):
             return []
@@ -244,6 +225,5 @@ def test_log_lines_link_to_traces(backend_stack: stack.Stack, traffic: Traffic) 
 def test_trace_to_metrics_queries_return_data(backend_stack: stack.Stack, traffic: Traffic) -> None:
     """trace -> metrics: span metrics of the collector's connector, with the span's service filled in."""
     for promql in queries.traces_to_metrics_queries(service=ORDERS):
-        poll(
-            f"trace -> metrics {promql}", functools.partial(promql_range, backend_stack, promql, traffic), POLL_SECONDS
-        )
+        drawn = functools.partial(promql_range, backend_stack, promql, traffic.started)
+        poll(f"trace -> metrics {promql}", drawn, POLL_SECONDS)

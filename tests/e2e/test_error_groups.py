@@ -22,10 +22,9 @@ import pytest
 from tests.harness import app_env, free_port, launch, stop_app
 from tests.stack import queries
 
-from .backends import find_traces, logsql, trace_exists
+from .backends import find_traces, logsql, promql_instant, trace_exists
 from .conftest import stack
 from .test_alerts import Webhook, alertmanager, webhook  # noqa: F401 - fixtures used below
-from .test_dashboards import promql_instant
 from .test_pipeline import poll
 
 pytestmark = pytest.mark.e2e

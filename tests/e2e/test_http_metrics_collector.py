@@ -20,6 +20,7 @@ import pytest
 from tests.harness import App, http, wait_until
 from tests.stack import queries
 
+from .backends import promql_instant, promql_range, window
 from .conftest import stack
 from .services import example_services
 
@@ -91,16 +92,10 @@ def send(inventory: App, orders: App) -> None:
             http(method, apps[kind].url + path)
 
 
-def prom(backends: stack.Stack, promql: str) -> list[dict[str, Any]]:
-    status, body = stack.get_json(f"{backends.prometheus_url}/api/v1/query", {"query": promql})
-    assert status in (200, 0, 503), f"Prometheus refused {promql}: {body}"
-    return list(body["data"]["result"]) if status == 200 and isinstance(body, dict) else []
-
-
 def counts(backends: stack.Stack, job: str) -> Counter[tuple[tuple[str, str], ...]]:
     """Requests per series of the job: the histogram's count, summed over its processes."""
     found: Counter[tuple[tuple[str, str], ...]] = Counter()
-    for series in prom(backends, f'http_server_request_duration_seconds_count{{job="{job}"}}'):
+    for series in promql_instant(backends, f'http_server_request_duration_seconds_count{{job="{job}"}}'):
         key = tuple(sorted((k, v) for k, v in series["metric"].items() if k not in NOT_COMPARED))
         found[key] += int(float(series["value"][1]))
     return found
@@ -130,7 +125,7 @@ def test_collector_mode_writes_the_series_the_process_would(backend_stack: stack
             series = {
                 job: [
                     (x["metric"].get("instance"), x["metric"].get("http_route"), x["value"][1])
-                    for x in prom(backend_stack, query % job)
+                    for x in promql_instant(backend_stack, query % job)
                 ]
                 for job in jobs.values()
             }
@@ -152,7 +147,7 @@ def test_collector_mode_writes_the_series_the_process_would(backend_stack: stack
         assert not labels & {"span_name", "span_kind", "status_code", "service_name", "collector_instance_id"}
     scopes = {
         s["metric"].get("otel_scope_name")
-        for s in prom(backend_stack, 'http_server_request_duration_seconds_count{job=~"hm-collector-.*"}')
+        for s in promql_instant(backend_stack, 'http_server_request_duration_seconds_count{job=~"hm-collector-.*"}')
     }
     assert scopes == {"spanmetricsconnector"}
 
@@ -161,16 +156,12 @@ def test_no_calls_counter_is_written(backend_stack: stack.Stack, traffic: Traffi
     wait_until(
         lambda: counts(backend_stack, service("orders", "collector")), POLL_SECONDS, interval=1, what="derived series"
     )
-    assert prom(backend_stack, '{__name__=~"http_server_request_calls.*"}') == []
+    assert promql_instant(backend_stack, '{__name__=~"http_server_request_calls.*"}') == []
 
 
 def test_exemplars_of_the_derived_histogram_name_traces(backend_stack: stack.Stack, traffic: Traffic) -> None:
     job = service("orders", "collector")
-    params = {
-        "query": f'http_server_request_duration_seconds_bucket{{job="{job}"}}',
-        "start": str(int(traffic.started) - 60),
-        "end": str(int(time.time()) + 60),
-    }
+    params = {"query": f'http_server_request_duration_seconds_bucket{{job="{job}"}}', **window(traffic.started)}
 
     def trace_ids() -> set[str]:
         status, body = stack.get_json(f"{backend_stack.prometheus_url}/api/v1/query_exemplars", params)
@@ -198,14 +189,9 @@ def test_dashboard_panels_draw_the_derived_series(
         "collector": ".+",
     }
     expr = queries.substitute(str(query.expr), values)
-    params = {"query": expr, "step": "15", "start": str(int(traffic.started) - 60), "end": str(int(time.time()) + 60)}
-
-    def drawn() -> list[Any]:
-        params["end"] = str(int(time.time()) + 60)
-        status, body = stack.get_json(f"{backend_stack.prometheus_url}/api/v1/query_range", params)
-        assert status in (200, 0, 503), f"Prometheus refused {expr}: {body}"
-        if status != 200 or not isinstance(body, dict):
-            return []
-        return [s for s in body["data"]["result"] if s.get("values")]
-
-    wait_until(drawn, POLL_SECONDS, interval=1, what=f"{query.dashboard}:{query.panel} {expr}")
+    wait_until(
+        lambda: promql_range(backend_stack, expr, traffic.started),
+        POLL_SECONDS,
+        interval=1,
+        what=f"{query.dashboard}:{query.panel} {expr}",
+    )
