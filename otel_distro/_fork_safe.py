@@ -10,12 +10,19 @@ use, on export threads and on warnings.
 
 from __future__ import annotations
 
+import encodings.idna  # noqa: F401  (see below)
 import os
 import threading
 import weakref
 from types import TracebackType
 
 __all__ = ["ForkSafeLock"]
+
+# Imported here, before any export thread runs: the first connection a process makes
+# (socket.getaddrinfo) imports the `idna` codec. Made first by a master's export thread while
+# gunicorn forks, that import leaves its module lock held in the worker, whose own first use
+# of the codec (its first connection; werkzeug building a request's URL) then hangs, or fails
+# with "unknown encoding: idna" for the rest of its life: every request a 500, nothing exported.
 
 
 class ForkSafeLock:

@@ -3,6 +3,7 @@ compiled once and answered from a bounded cache, so a repeated URL costs one dic
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Hashable
 
 from opentelemetry.util.http import parse_excluded_urls
@@ -10,6 +11,7 @@ from opentelemetry.util.http import parse_excluded_urls
 __all__ = ["ExcludedUrls"]
 
 _MAX_CACHED = 2048
+_log = logging.getLogger("otel_distro.http_server")
 
 
 class ExcludedUrls:
@@ -26,7 +28,12 @@ class ExcludedUrls:
             return False
         cached = self._cache.get(key)
         if cached is None:
-            cached = bool(self._list.url_disabled(url()))
+            try:
+                full_url = url()
+            except Exception as error:  # a URL the framework cannot build must not fail the request
+                _log.debug("Could not build the URL to match the excluded URLs: %r", error)
+                return False
+            cached = bool(self._list.url_disabled(full_url))
             if len(self._cache) >= _MAX_CACHED:  # unbounded paths (IDs in URLs): start over
                 self._cache.clear()
             self._cache[key] = cached

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -206,3 +208,42 @@ class TestOurExportLocksAcrossFork:
         from otel_distro import exporters
 
         assert _held_during_fork(exporters._states_lock, lambda: isinstance(exporters.pipeline_state(), list)) == 0
+
+
+# A process whose idna codec import is in progress on another thread (the master's first
+# export connection) when it forks; the child then needs the codec (its first connection).
+_IDNA_FORK = """
+import importlib._bootstrap, os, signal, sys, threading
+if sys.argv[1] == "distro":
+    import otel_distro._fork_safe
+holding, release = threading.Event(), threading.Event()
+
+def importing():
+    with importlib._bootstrap._ModuleLockManager("encodings.idna"):
+        holding.set()
+        release.wait(10)
+
+threading.Thread(target=importing, daemon=True).start()
+holding.wait(5)
+pid = os.fork()
+if pid == 0:  # on its main thread, as a worker would; a hang ends at the alarm (SIGALRM)
+    signal.alarm(3)
+    try:
+        "xn--bcher-kva.example".encode("ascii").decode("idna")
+    except LookupError:  # "unknown encoding: idna", the other way it goes wrong
+        os._exit(1)
+    os._exit(0)
+release.set()
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+class TestCodecImportAcrossFork:
+    def test_the_idna_codec_is_loaded_before_any_export_thread(self) -> None:
+        result = subprocess.run([sys.executable, "-c", _IDNA_FORK, "distro"], timeout=30, capture_output=True)
+        assert result.returncode == 0, result.stderr.decode()
+
+    def test_without_it_the_child_cannot_use_the_codec(self) -> None:
+        # The hazard itself (a hang ended by the alarm, or LookupError), so the test above means something.
+        result = subprocess.run([sys.executable, "-c", _IDNA_FORK, "nothing"], timeout=30, capture_output=True)
+        assert result.returncode != 0

@@ -136,3 +136,12 @@ class TestExcludedUrls:
             excluded.excluded(url, lambda url=url: url)  # type: ignore[misc]
 
         assert len(excluded._cache) <= _excluded._MAX_CACHED
+
+    def test_a_url_that_cannot_be_built_is_not_excluded_and_fails_nothing(self) -> None:
+        excluded = _excluded.ExcludedUrls("/health")
+
+        def broken() -> str:
+            raise LookupError("unknown encoding: idna")  # seen in a worker whose codec import broke
+
+        assert excluded.excluded("k", broken) is False
+        assert excluded.excluded("k", lambda: "http://h/health") is True  # the failure was not cached
