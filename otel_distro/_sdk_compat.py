@@ -69,6 +69,7 @@ __all__ = [
     "exporter_kwargs",
     "exporter_transport",
     "fall_back",
+    "follow_forks",
     "forced_off",
     "instrument_internals",
     "logger_internals",
@@ -616,6 +617,22 @@ def _renew(owner: Any, *names: str) -> None:
         old = getattr(owner, name, None)
         if old is not None:
             setattr(owner, name, threading.RLock() if isinstance(old, _RLOCK_TYPE) else threading.Lock())
+
+
+def follow_forks(system_metrics: Any) -> None:
+    """Contrib's system-metrics instrumentation reads `process.*` from a `psutil.Process` of the
+    pid it was instrumented in: in a pre-fork server's workers, the master's CPU, memory and
+    threads. After a fork it is made to read the child's own."""
+    ref = weakref.ref(system_metrics)
+
+    def renew() -> None:
+        alive = ref()
+        if alive is not None and hasattr(alive, "_proc"):
+            import psutil  # type: ignore[import-untyped]  # installed with that instrumentation
+
+            alive._proc = psutil.Process(os.getpid())
+
+    os.register_at_fork(after_in_child=renew)
 
 
 # Imported on first use (module `__getattr__`): only the configurator needs it, and it imports the whole SDK.

@@ -8,6 +8,7 @@ from typing import Any
 import wrapt  # opentelemetry-instrumentation's own dependency
 from opentelemetry.instrumentation.distro import BaseDistro
 
+from otel_distro import _sdk_compat
 from otel_distro.components import request_ids
 from otel_distro.helper_process import is_helper_process
 from otel_distro.instrumentors import ON_IMPORT, RUNTIME_METRICS, instrument_kwargs, upstream_excluded_urls
@@ -56,7 +57,9 @@ def instrument(entry_point: Any, settings: Settings, **kwargs: Any) -> None:
     name = entry_point.name
     if name == "system_metrics":
         if settings.runtime_metrics:
-            entry_point.load()(config=RUNTIME_METRICS).instrument(**kwargs)
+            instrumentor = entry_point.load()(config=RUNTIME_METRICS)
+            instrumentor.instrument(**kwargs)
+            _sdk_compat.follow_forks(instrumentor)
         return
     kwargs.update(instrument_kwargs(name, settings, request_ids(settings)))
     if name in ON_IMPORT:

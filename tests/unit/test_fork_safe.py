@@ -247,3 +247,19 @@ class TestCodecImportAcrossFork:
         # The hazard itself (a hang ended by the alarm, or LookupError), so the test above means something.
         result = subprocess.run([sys.executable, "-c", _IDNA_FORK, "nothing"], timeout=30, capture_output=True)
         assert result.returncode != 0
+
+
+class TestRuntimeMetricsAcrossFork:
+    def test_a_worker_reads_its_own_process_not_the_masters(self) -> None:
+        from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+
+        instrumentor = SystemMetricsInstrumentor(config={"process.memory.usage": None})
+        instrumentor.instrument(meter_provider=MeterProvider(shutdown_on_exit=False))
+        try:
+            _sdk_compat.follow_forks(instrumentor)
+            master = os.getpid()
+            assert instrumentor._proc.pid == master
+            # Without follow_forks the child's `_proc` is still the master's (contrib reads it once).
+            assert _in_child(lambda: instrumentor._proc.pid == os.getpid() != master) == 0
+        finally:
+            instrumentor.uninstrument()
